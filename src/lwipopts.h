@@ -1,0 +1,107 @@
+/*
+ * lwIP options for ngx_wgconn: one in-process stack driven by nginx's event
+ * loop.  NO_SYS: no threads, no sys_arch; raw API only.  The stack sits
+ * under WireGuard, whose Poly1305 tag already authenticates every inbound
+ * packet, so inbound checksums are not verified; outbound ones are computed.
+ */
+
+#ifndef _WGC_LWIPOPTS_H_INCLUDED_
+#define _WGC_LWIPOPTS_H_INCLUDED_
+
+
+#define NO_SYS                          1
+#define SYS_LIGHTWEIGHT_PROT            0
+#define LWIP_SOCKET                     0
+#define LWIP_NETCONN                    0
+#define LWIP_NETIF_API                  0
+#define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS  1
+
+/* memory comes from libc: no fixed pools to exhaust at a few thousand
+ * connections, and no second allocator to tune */
+#define MEM_LIBC_MALLOC                 1
+#define MEMP_MEM_MALLOC                 1
+#define MEM_ALIGNMENT                   8
+
+#define LWIP_IPV4                       1
+#define LWIP_IPV6                       1
+#define LWIP_ARP                        0
+#define LWIP_ETHERNET                   0
+#define LWIP_SINGLE_NETIF               1
+#define LWIP_IPV6_AUTOCONFIG            0
+#define LWIP_IPV6_MLD                   0
+#define LWIP_IPV6_DUP_DETECT_ATTEMPTS   0
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT   0
+#define LWIP_IPV6_NUM_ADDRESSES         3
+#define LWIP_ND6_QUEUEING               0
+#define IP_FORWARD                      0
+#define IP_REASSEMBLY                   1
+#define IP_FRAG                         1
+#define LWIP_IPV6_REASS                 1
+#define LWIP_IPV6_FRAG                  1
+#define IP_DEFAULT_TTL                  64
+
+#define LWIP_ICMP                       1
+#define LWIP_ICMP6                      1
+#define LWIP_RAW                        0
+#define LWIP_UDP                        1
+#define LWIP_TCP                        1
+#define LWIP_DHCP                       0
+#define LWIP_AUTOIP                     0
+#define LWIP_IGMP                       0
+#define LWIP_DNS                        0
+
+/* WireGuard's MTU (Tailscale uses 1280); the effective MSS is derived
+ * from the netif MTU per family (1240 over IPv4, 1220 over IPv6) */
+#ifdef TCP_MSS
+/* <netinet/tcp.h> names a socket option so; the glue never uses it */
+#undef TCP_MSS
+#endif
+#define TCP_MSS                         1240
+#define TCP_CALCULATE_EFF_SEND_MSS      1
+
+/* windows large enough that the link, not lwIP, limits throughput */
+#define LWIP_WND_SCALE                  1
+#define TCP_RCV_SCALE                   6
+#define TCP_WND                         (2 * 1024 * 1024)
+#define TCP_SND_BUF                     (2 * 1024 * 1024)
+#define TCP_SND_QUEUELEN                (4 * (TCP_SND_BUF) / (TCP_MSS))
+/* only the socket API reads it; its sanity check wants a u16 value */
+#define TCP_SNDLOWAT                    32768
+#define TCP_SNDQUEUELOWAT               (TCP_SND_QUEUELEN / 4)
+#define TCP_QUEUE_OOSEQ                 1
+#define TCP_OOSEQ_MAX_BYTES             (4 * 1024 * 1024)
+#define TCP_OOSEQ_MAX_PBUFS             4096
+#define LWIP_TCP_SACK_OUT               1
+#define LWIP_TCP_MAX_SACK_NUM           4
+#define TCP_OVERSIZE                    TCP_MSS
+#define LWIP_NETIF_TX_SINGLE_PBUF       1
+#define LWIP_TCP_KEEPALIVE              1
+#define TCP_LISTEN_BACKLOG              1
+#define TCP_DEFAULT_LISTEN_BACKLOG      255
+#define TCP_MSL                         10000UL
+#define TCP_MAXRTX                      12
+#define TCP_SYNMAXRTX                   6
+#define LWIP_TCP_TIMESTAMPS             0
+
+#define LWIP_CHECKSUM_ON_COPY           1
+#define CHECKSUM_CHECK_IP               0
+#define CHECKSUM_CHECK_UDP              0
+#define CHECKSUM_CHECK_TCP              0
+#define CHECKSUM_CHECK_ICMP             0
+#define CHECKSUM_CHECK_ICMP6            0
+
+#define PBUF_POOL_BUFSIZE               1536
+#define MEMP_NUM_SYS_TIMEOUT            16
+
+#define LWIP_STATS                      0
+#define LWIP_NETIF_STATUS_CALLBACK      0
+#define LWIP_NETIF_LINK_CALLBACK        0
+
+#define LWIP_RAND()                     ((u32_t) wgc_lwip_rand())
+
+#ifndef __ASSEMBLER__
+unsigned int wgc_lwip_rand(void);
+#endif
+
+
+#endif /* _WGC_LWIPOPTS_H_INCLUDED_ */

@@ -1,0 +1,109 @@
+
+/*
+ * ngx_wgconn: the nginx glue shared by the core, http and stream modules.
+ */
+
+
+#ifndef _NGX_WGCONN_H_INCLUDED_
+#define _NGX_WGCONN_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+#include "wg_device.h"
+
+
+#define NGX_WGCONN_KEY_LEN       32
+#define NGX_WGCONN_DEFAULT_PORT  51820
+#define NGX_WGCONN_DEFAULT_MTU   1280
+
+
+typedef struct {
+    ngx_str_t                  name;
+    u_char                     public_key[NGX_WGCONN_KEY_LEN];
+    u_char                     psk[NGX_WGCONN_KEY_LEN];
+    ngx_array_t                allowed_ips;      /* of ngx_cidr_t */
+    ngx_addr_t                *endpoint;         /* NULL: peer roams in */
+    ngx_uint_t                 keepalive;        /* seconds, 0 = off */
+    ngx_str_t                  file;             /* where it was defined */
+    ngx_uint_t                 line;
+    unsigned                   has_psk:1;
+} ngx_wgconn_peer_conf_t;
+
+
+/* an upstream's per-request init, http's or stream's */
+typedef ngx_int_t (*ngx_wgconn_init_pt)(void *session, void *uscf);
+
+
+typedef struct {
+    void                      *uscf;
+    ngx_wgconn_init_pt         init;
+} ngx_wgconn_hook_t;
+
+
+typedef struct {
+    ngx_flag_t                 enabled;          /* a wgconn{} block exists */
+    u_char                     private_key[NGX_WGCONN_KEY_LEN];
+    ngx_array_t                addresses;        /* of ngx_cidr_t */
+    ngx_int_t                  listen_port;
+    ngx_uint_t                 mtu;
+    ngx_array_t                peers;            /* of ngx_wgconn_peer_conf_t */
+    ngx_array_t                routes;           /* all allowed IPs, cidr */
+    ngx_array_t                hooks;            /* of ngx_wgconn_hook_t */
+    unsigned                   has_key:1;
+} ngx_wgconn_conf_t;
+
+
+typedef struct ngx_wgconn_engine_s  ngx_wgconn_engine_t;
+typedef struct ngx_wgconn_flow_s    ngx_wgconn_flow_t;
+
+
+/*
+ * called once the overlay connection behind a flow is established (NGX_OK)
+ * or has failed (NGX_ERROR, with err set to the reason)
+ */
+typedef void (*ngx_wgconn_open_done_pt)(void *data, ngx_int_t rc,
+    ngx_err_t err);
+
+
+extern ngx_module_t  ngx_wgconn_module;
+
+
+/* ngx_wgconn_module.c */
+ngx_wgconn_conf_t *ngx_wgconn_get_conf(ngx_cycle_t *cycle);
+ngx_int_t ngx_wgconn_routes(ngx_cycle_t *cycle, struct sockaddr *sa);
+
+/* ngx_wgconn_engine.c: one engine per node, owns device and netstack */
+ngx_wgconn_engine_t *ngx_wgconn_engine_get(void);
+ngx_int_t ngx_wgconn_engine_start(ngx_cycle_t *cycle,
+    ngx_wgconn_conf_t *wcf);
+void ngx_wgconn_engine_stop(void);
+wg_device_t *ngx_wgconn_engine_device(ngx_wgconn_engine_t *eng);
+uint64_t ngx_wgconn_now(void);
+void ngx_wgconn_engine_deliver(ngx_wgconn_engine_t *eng, u_char *pkt,
+    size_t len);
+
+/* ngx_wgconn_netstack.c: lwIP on one netif */
+ngx_int_t ngx_wgconn_netstack_init(ngx_cycle_t *cycle,
+    ngx_wgconn_conf_t *wcf, wg_device_t *dev);
+void ngx_wgconn_netstack_input(u_char *pkt, size_t len);
+void ngx_wgconn_netstack_done(void);
+
+/* ngx_wgconn_flow.c: overlay connections bridged to local sockets */
+ngx_int_t ngx_wgconn_flow_open(int type, struct sockaddr *dst,
+    socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
+    ngx_wgconn_open_done_pt done, void *data);
+void ngx_wgconn_flow_close_all(void);
+
+/* ngx_wgconn_upstream.c: the peer-connection hook for http and stream */
+ngx_int_t ngx_wgconn_upstream_hook(ngx_conf_t *cf, void *uscf,
+    ngx_wgconn_init_pt init);
+ngx_wgconn_init_pt ngx_wgconn_upstream_original(void *uscf);
+ngx_int_t ngx_wgconn_upstream_wrap(ngx_peer_connection_t *pc,
+    ngx_pool_t *pool);
+
+
+#endif /* _NGX_WGCONN_H_INCLUDED_ */

@@ -1,0 +1,636 @@
+
+/*
+ * Flows: one overlay TCP connection or UDP association (an lwIP pcb) bridged
+ * to one end of a local socket pair whose other end nginx uses as an
+ * ordinary upstream connection.  Bytes move between the two without
+ * buffering beyond what lwIP and the socket already hold: lwIP's receive
+ * window stays closed while the socket is full, and the socket is not read
+ * while lwIP's send buffer is full, so back-pressure crosses the bridge.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_wgconn.h"
+
+#include "lwip/tcp.h"
+#include "lwip/udp.h"
+
+
+#define NGX_WGCONN_FLOW_BUF   65536
+
+
+struct ngx_wgconn_flow_s {
+    ngx_queue_t                queue;
+    ngx_connection_t          *c;          /* our end of the socket pair */
+    struct tcp_pcb            *tpcb;
+    struct udp_pcb            *upcb;
+    struct pbuf               *pending;    /* received, not yet written */
+    ngx_wgconn_open_done_pt    done;
+    void                      *data;
+    ngx_log_t                  log;
+    unsigned                   connected:1;
+    unsigned                   local_eof:1;   /* nginx shut its writing */
+    unsigned                   remote_eof:1;  /* peer sent FIN */
+    unsigned                   shut_local:1;  /* we shut the socket's wr */
+};
+
+
+static ngx_int_t ngx_wgconn_flow_open_tcp(ngx_wgconn_flow_t *flow,
+    ip_addr_t *ip, u16_t port);
+static ngx_int_t ngx_wgconn_flow_open_udp(ngx_wgconn_flow_t *flow,
+    ip_addr_t *ip, u16_t port);
+static err_t ngx_wgconn_tcp_connected(void *arg, struct tcp_pcb *tpcb,
+    err_t err);
+static err_t ngx_wgconn_tcp_recv(void *arg, struct tcp_pcb *tpcb,
+    struct pbuf *p, err_t err);
+static err_t ngx_wgconn_tcp_sent(void *arg, struct tcp_pcb *tpcb, u16_t len);
+static void ngx_wgconn_tcp_err(void *arg, err_t err);
+static void ngx_wgconn_udp_recv(void *arg, struct udp_pcb *upcb,
+    struct pbuf *p, const ip_addr_t *addr, u16_t port);
+static void ngx_wgconn_flow_read(ngx_event_t *rev);
+static void ngx_wgconn_flow_write(ngx_event_t *wev);
+static void ngx_wgconn_flow_read_udp(ngx_event_t *rev);
+static ngx_int_t ngx_wgconn_flow_flush(ngx_wgconn_flow_t *flow);
+static void ngx_wgconn_flow_check_done(ngx_wgconn_flow_t *flow);
+static void ngx_wgconn_flow_finish(ngx_wgconn_flow_t *flow, ngx_int_t rc,
+    ngx_err_t err);
+static void ngx_wgconn_flow_free(ngx_wgconn_flow_t *flow, ngx_uint_t reset);
+static ngx_int_t ngx_wgconn_sockaddr_to_ip(struct sockaddr *sa,
+    ip_addr_t *ip, u16_t *port);
+
+
+static ngx_queue_t  ngx_wgconn_flows = { &ngx_wgconn_flows,
+                                         &ngx_wgconn_flows };
+static u_char       ngx_wgconn_flow_buf[NGX_WGCONN_FLOW_BUF];
+
+
+ngx_int_t
+ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
+    ngx_socket_t fd, ngx_log_t *log, ngx_wgconn_open_done_pt done,
+    void *data)
+{
+    u16_t               port;
+    ngx_int_t           rc;
+    ip_addr_t           ip;
+    ngx_connection_t   *c;
+    ngx_wgconn_flow_t  *flow;
+
+    if (ngx_wgconn_engine_get() == NULL
+        || ngx_wgconn_sockaddr_to_ip(dst, &ip, &port) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    flow = ngx_calloc(sizeof(ngx_wgconn_flow_t), log);
+    if (flow == NULL) {
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, log);
+    if (c == NULL) {
+        ngx_free(flow);
+        return NGX_ERROR;
+    }
+
+    /* the flow outlives the request that opened it: own a log copy */
+    flow->log = *ngx_cycle->log;
+    flow->c = c;
+    flow->done = done;
+    flow->data = data;
+
+    c->data = flow;
+    c->type = type;
+    c->log = &flow->log;
+    c->read->log = &flow->log;
+    c->write->log = &flow->log;
+    c->recv = ngx_recv;
+    c->send = ngx_send;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    ngx_queue_insert_tail(&ngx_wgconn_flows, &flow->queue);
+
+    if (type == SOCK_STREAM) {
+        rc = ngx_wgconn_flow_open_tcp(flow, &ip, port);
+
+    } else {
+        rc = ngx_wgconn_flow_open_udp(flow, &ip, port);
+    }
+
+    if (rc != NGX_OK) {
+        flow->done = NULL;
+        ngx_wgconn_flow_free(flow, 1);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_add_conn(c) == NGX_ERROR) {
+        flow->done = NULL;
+        ngx_wgconn_flow_free(flow, 1);
+        return NGX_ERROR;
+    }
+
+    if (type == SOCK_DGRAM) {
+        /* a UDP association is usable at once: datagrams wait in the
+         * device's queue while the handshake completes */
+        ngx_wgconn_flow_finish(flow, NGX_OK, 0);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_wgconn_flow_close_all(void)
+{
+    ngx_queue_t        *q;
+    ngx_wgconn_flow_t  *flow;
+
+    while (!ngx_queue_empty(&ngx_wgconn_flows)) {
+        q = ngx_queue_head(&ngx_wgconn_flows);
+        flow = ngx_queue_data(q, ngx_wgconn_flow_t, queue);
+        ngx_wgconn_flow_finish(flow, NGX_ERROR, NGX_ECONNABORTED);
+        ngx_wgconn_flow_free(flow, 1);
+    }
+}
+
+
+static ngx_int_t
+ngx_wgconn_flow_open_tcp(ngx_wgconn_flow_t *flow, ip_addr_t *ip, u16_t port)
+{
+    err_t            err;
+    struct tcp_pcb  *pcb;
+
+    pcb = tcp_new_ip_type(IP_GET_TYPE(ip));
+    if (pcb == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* each segment leaves at once: nginx already batches its writes */
+    tcp_nagle_disable(pcb);
+
+    tcp_arg(pcb, flow);
+    tcp_recv(pcb, ngx_wgconn_tcp_recv);
+    tcp_sent(pcb, ngx_wgconn_tcp_sent);
+    tcp_err(pcb, ngx_wgconn_tcp_err);
+
+    flow->tpcb = pcb;
+    flow->c->read->handler = ngx_wgconn_flow_read;
+    flow->c->write->handler = ngx_wgconn_flow_write;
+
+    err = tcp_connect(pcb, ip, port, ngx_wgconn_tcp_connected);
+    if (err != ERR_OK) {
+        ngx_log_error(NGX_LOG_ERR, &flow->log, 0,
+                      "wgconn: tcp_connect() failed: %d", (int) err);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_wgconn_flow_open_udp(ngx_wgconn_flow_t *flow, ip_addr_t *ip, u16_t port)
+{
+    struct udp_pcb  *pcb;
+
+    pcb = udp_new_ip_type(IP_GET_TYPE(ip));
+    if (pcb == NULL) {
+        return NGX_ERROR;
+    }
+
+    flow->upcb = pcb;
+
+    if (udp_connect(pcb, ip, port) != ERR_OK) {
+        return NGX_ERROR;
+    }
+
+    udp_recv(pcb, ngx_wgconn_udp_recv, flow);
+
+    flow->connected = 1;
+    flow->c->read->handler = ngx_wgconn_flow_read_udp;
+    flow->c->write->handler = ngx_wgconn_flow_write;
+
+    return NGX_OK;
+}
+
+
+static err_t
+ngx_wgconn_tcp_connected(void *arg, struct tcp_pcb *tpcb, err_t err)
+{
+    ngx_wgconn_flow_t *flow = arg;
+
+    flow->connected = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &flow->log, 0,
+                   "wgconn flow #%uA: connected", flow->c->number);
+
+    ngx_wgconn_flow_finish(flow, NGX_OK, 0);
+
+    /* nginx may already have written the request */
+    ngx_wgconn_flow_read(flow->c->read);
+
+    return ERR_OK;
+}
+
+
+static err_t
+ngx_wgconn_tcp_recv(void *arg, struct tcp_pcb *tpcb, struct pbuf *p,
+    err_t err)
+{
+    ngx_wgconn_flow_t *flow = arg;
+
+    if (p == NULL) {
+        flow->remote_eof = 1;
+
+    } else if (flow->pending == NULL) {
+        flow->pending = p;
+
+    } else {
+        pbuf_cat(flow->pending, p);
+    }
+
+    if (ngx_wgconn_flow_flush(flow) == NGX_ERROR) {
+        ngx_wgconn_flow_free(flow, 1);
+        return ERR_ABRT;
+    }
+
+    ngx_wgconn_flow_check_done(flow);
+
+    return ERR_OK;
+}
+
+
+static err_t
+ngx_wgconn_tcp_sent(void *arg, struct tcp_pcb *tpcb, u16_t len)
+{
+    ngx_wgconn_flow_t *flow = arg;
+
+    /* room in the send buffer again: pull more from the socket */
+
+    if (flow->c->read->ready && !flow->local_eof) {
+        ngx_post_event(flow->c->read, &ngx_posted_events);
+    }
+
+    return ERR_OK;
+}
+
+
+static void
+ngx_wgconn_tcp_err(void *arg, err_t err)
+{
+    ngx_wgconn_flow_t *flow = arg;
+
+    ngx_err_t  e;
+
+    /* lwIP has freed the pcb already */
+    flow->tpcb = NULL;
+
+    switch (err) {
+    case ERR_RST:
+        e = NGX_ECONNREFUSED;
+        break;
+    case ERR_ABRT:
+        e = NGX_ECONNABORTED;
+        break;
+    default:
+        e = NGX_ETIMEDOUT;
+        break;
+    }
+
+    if (!flow->connected) {
+        ngx_log_error(NGX_LOG_ERR, &flow->log, e,
+                      "wgconn: overlay connection failed");
+    }
+
+    ngx_wgconn_flow_finish(flow, NGX_ERROR, e);
+    ngx_wgconn_flow_free(flow, 1);
+}
+
+
+static void
+ngx_wgconn_udp_recv(void *arg, struct udp_pcb *upcb, struct pbuf *p,
+    const ip_addr_t *addr, u16_t port)
+{
+    ngx_wgconn_flow_t *flow = arg;
+
+    u_char  *data;
+
+    if (p->next == NULL) {
+        data = p->payload;
+
+    } else {
+        data = ngx_wgconn_flow_buf;
+        pbuf_copy_partial(p, data, p->tot_len, 0);
+    }
+
+    /* a datagram the socket cannot take is dropped, as UDP does */
+    (void) send(flow->c->fd, data, p->tot_len, 0);
+
+    pbuf_free(p);
+}
+
+
+/* socket -> overlay, TCP */
+
+static void
+ngx_wgconn_flow_read(ngx_event_t *rev)
+{
+    size_t              size;
+    ssize_t             n;
+    err_t               err;
+    ngx_connection_t   *c;
+    ngx_wgconn_flow_t  *flow;
+
+    c = rev->data;
+    flow = c->data;
+
+    if (flow->tpcb == NULL) {
+        return;
+    }
+
+    if (!flow->connected) {
+        /* nginx gave up (proxy_connect_timeout) and closed its end? */
+        n = recv(c->fd, ngx_wgconn_flow_buf, 1, MSG_PEEK);
+
+        if (n == 0 || (n == -1 && ngx_socket_errno != NGX_EAGAIN)) {
+            ngx_wgconn_flow_free(flow, 1);
+        }
+
+        return;
+    }
+
+    while (!flow->local_eof) {
+        size = ngx_min(tcp_sndbuf(flow->tpcb), NGX_WGCONN_FLOW_BUF);
+
+        if (size == 0 || tcp_sndqueuelen(flow->tpcb) >= TCP_SND_QUEUELEN - 4)
+        {
+            /* tcp_sent() resumes reading */
+            break;
+        }
+
+        n = c->recv(c, ngx_wgconn_flow_buf, size);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_wgconn_flow_free(flow, 1);
+            return;
+        }
+
+        if (n == 0) {
+            flow->local_eof = 1;
+            tcp_shutdown(flow->tpcb, 0, 1);
+            break;
+        }
+
+        err = tcp_write(flow->tpcb, ngx_wgconn_flow_buf, (u16_t) n,
+                        TCP_WRITE_FLAG_COPY);
+
+        if (err != ERR_OK) {
+            ngx_log_error(NGX_LOG_ERR, &flow->log, 0,
+                          "wgconn: tcp_write() failed: %d", (int) err);
+            ngx_wgconn_flow_free(flow, 1);
+            return;
+        }
+    }
+
+    if (flow->tpcb) {
+        tcp_output(flow->tpcb);
+    }
+
+    ngx_wgconn_flow_check_done(flow);
+}
+
+
+/* socket -> overlay, UDP */
+
+static void
+ngx_wgconn_flow_read_udp(ngx_event_t *rev)
+{
+    ssize_t             n;
+    struct pbuf        *p;
+    ngx_connection_t   *c;
+    ngx_wgconn_flow_t  *flow;
+
+    c = rev->data;
+    flow = c->data;
+
+    for ( ;; ) {
+        n = recv(c->fd, ngx_wgconn_flow_buf, NGX_WGCONN_FLOW_BUF, 0);
+
+        if (n == -1) {
+            if (ngx_socket_errno == NGX_EAGAIN) {
+                return;
+            }
+
+            ngx_wgconn_flow_free(flow, 0);
+            return;
+        }
+
+        if (n == 0) {
+            /* SOCK_SEQPACKET: nginx closed its end */
+            ngx_wgconn_flow_free(flow, 0);
+            return;
+        }
+
+        p = pbuf_alloc(PBUF_TRANSPORT, (u16_t) n, PBUF_RAM);
+        if (p == NULL) {
+            continue;
+        }
+
+        ngx_memcpy(p->payload, ngx_wgconn_flow_buf, n);
+        (void) udp_send(flow->upcb, p);
+        pbuf_free(p);
+    }
+}
+
+
+/* overlay -> socket, the socket has room again */
+
+static void
+ngx_wgconn_flow_write(ngx_event_t *wev)
+{
+    ngx_connection_t   *c;
+    ngx_wgconn_flow_t  *flow;
+
+    c = wev->data;
+    flow = c->data;
+
+    if (flow->upcb) {
+        return;
+    }
+
+    if (ngx_wgconn_flow_flush(flow) == NGX_ERROR) {
+        ngx_wgconn_flow_free(flow, 1);
+        return;
+    }
+
+    ngx_wgconn_flow_check_done(flow);
+}
+
+
+static ngx_int_t
+ngx_wgconn_flow_flush(ngx_wgconn_flow_t *flow)
+{
+    u16_t              len;
+    ssize_t            n;
+    struct pbuf       *p;
+    ngx_connection_t  *c;
+
+    c = flow->c;
+
+    while (flow->pending) {
+        p = flow->pending;
+
+        n = c->send(c, p->payload, p->len);
+
+        if (n == NGX_AGAIN) {
+            /* the window stays closed until the socket drains */
+            return NGX_AGAIN;
+        }
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        len = (u16_t) n;
+
+        if (flow->tpcb) {
+            tcp_recved(flow->tpcb, len);
+        }
+
+        if (len < p->len) {
+            pbuf_remove_header(p, len);
+            continue;
+        }
+
+        flow->pending = p->next;
+
+        if (p->next) {
+            pbuf_ref(p->next);
+        }
+
+        pbuf_free(p);
+    }
+
+    if (flow->remote_eof && !flow->shut_local) {
+        flow->shut_local = 1;
+        (void) shutdown(c->fd, SHUT_WR);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_wgconn_flow_check_done(ngx_wgconn_flow_t *flow)
+{
+    err_t  err;
+
+    if (!(flow->local_eof && flow->shut_local) || flow->tpcb == NULL) {
+        return;
+    }
+
+    /* both directions finished: close the TCP connection gracefully */
+
+    tcp_arg(flow->tpcb, NULL);
+    tcp_recv(flow->tpcb, NULL);
+    tcp_sent(flow->tpcb, NULL);
+    tcp_err(flow->tpcb, NULL);
+
+    err = tcp_close(flow->tpcb);
+    if (err != ERR_OK) {
+        tcp_abort(flow->tpcb);
+    }
+
+    flow->tpcb = NULL;
+
+    ngx_wgconn_flow_free(flow, 0);
+}
+
+
+static void
+ngx_wgconn_flow_finish(ngx_wgconn_flow_t *flow, ngx_int_t rc, ngx_err_t err)
+{
+    ngx_wgconn_open_done_pt  done;
+
+    done = flow->done;
+
+    if (done) {
+        flow->done = NULL;
+        done(flow->data, rc, err);
+    }
+}
+
+
+static void
+ngx_wgconn_flow_free(ngx_wgconn_flow_t *flow, ngx_uint_t reset)
+{
+    if (flow->done) {
+        ngx_wgconn_flow_finish(flow, NGX_ERROR, NGX_ECONNABORTED);
+    }
+
+    if (flow->tpcb) {
+        tcp_arg(flow->tpcb, NULL);
+        tcp_recv(flow->tpcb, NULL);
+        tcp_sent(flow->tpcb, NULL);
+        tcp_err(flow->tpcb, NULL);
+
+        if (reset || tcp_close(flow->tpcb) != ERR_OK) {
+            tcp_abort(flow->tpcb);
+        }
+
+        flow->tpcb = NULL;
+    }
+
+    if (flow->upcb) {
+        udp_remove(flow->upcb);
+        flow->upcb = NULL;
+    }
+
+    if (flow->pending) {
+        pbuf_free(flow->pending);
+        flow->pending = NULL;
+    }
+
+    ngx_queue_remove(&flow->queue);
+
+    if (flow->c) {
+        ngx_close_connection(flow->c);
+        flow->c = NULL;
+    }
+
+    ngx_free(flow);
+}
+
+
+static ngx_int_t
+ngx_wgconn_sockaddr_to_ip(struct sockaddr *sa, ip_addr_t *ip, u16_t *port)
+{
+    struct sockaddr_in   *sin;
+    struct sockaddr_in6  *sin6;
+
+    switch (sa->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) sa;
+        ip_addr_set_ip4_u32_val(*ip, sin->sin_addr.s_addr);
+        *port = ntohs(sin->sin_port);
+        return NGX_OK;
+
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) sa;
+        IP_ADDR6(ip, 0, 0, 0, 0);
+        ngx_memcpy(ip_2_ip6(ip)->addr, sin6->sin6_addr.s6_addr, 16);
+        ip6_addr_clear_zone(ip_2_ip6(ip));
+        *port = ntohs(sin6->sin6_port);
+        return NGX_OK;
+
+    default:
+        return NGX_ERROR;
+    }
+}

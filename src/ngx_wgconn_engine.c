@@ -257,9 +257,17 @@ ngx_wgconn_engine_listen(ngx_wgconn_engine_t *eng, ngx_wgconn_conf_t *wcf)
 
     (void) setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(int));
 
-    /* a burst of full-sized datagrams must not overflow the buffers */
-    (void) setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(int));
-    (void) setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(int));
+    /*
+     * a burst of full-sized datagrams must not overflow the buffers; past
+     * net.core.rmem_max only with CAP_NET_ADMIN, else as large as allowed
+     */
+    if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(int)) == -1) {
+        (void) setsockopt(s, SOL_SOCKET, SO_RCVBUF, &size, sizeof(int));
+    }
+
+    if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(int)) == -1) {
+        (void) setsockopt(s, SOL_SOCKET, SO_SNDBUF, &size, sizeof(int));
+    }
 
     ngx_memzero(&sin6, sizeof(struct sockaddr_in6));
     sin6.sin6_family = AF_INET6;

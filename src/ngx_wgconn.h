@@ -98,7 +98,16 @@ ngx_int_t ngx_wgconn_flow_open(int type, struct sockaddr *dst,
     ngx_wgconn_open_done_pt done, void *data);
 void ngx_wgconn_flow_close_all(void);
 
+/* ngx_wgconn_bridge.c: workers reach the engine */
+ngx_int_t ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle);
+ngx_int_t ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle,
+    ngx_uint_t engine);
+ngx_int_t ngx_wgconn_bridge_open(int type, struct sockaddr *dst,
+    socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
+    ngx_wgconn_open_done_pt done, void *data);
+
 /* ngx_wgconn_upstream.c: the peer-connection hook for http and stream */
+void ngx_wgconn_upstream_opened(void *data, ngx_int_t rc, ngx_err_t err);
 ngx_int_t ngx_wgconn_upstream_hook(ngx_conf_t *cf, void *uscf,
     ngx_wgconn_init_pt init);
 ngx_wgconn_init_pt ngx_wgconn_upstream_original(void *uscf);

@@ -78,19 +78,24 @@ ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
     ngx_connection_t   *c;
     ngx_wgconn_flow_t  *flow;
 
+    /* the fd is the flow's from here on, also when opening fails */
+
     if (ngx_wgconn_engine_get() == NULL
         || ngx_wgconn_sockaddr_to_ip(dst, &ip, &port) != NGX_OK)
     {
+        close(fd);
         return NGX_DECLINED;
     }
 
     flow = ngx_calloc(sizeof(ngx_wgconn_flow_t), log);
     if (flow == NULL) {
+        close(fd);
         return NGX_ERROR;
     }
 
     c = ngx_get_connection(fd, log);
     if (c == NULL) {
+        close(fd);
         ngx_free(flow);
         return NGX_ERROR;
     }

@@ -41,6 +41,7 @@ static ngx_int_t ngx_wgconn_read_key_file(ngx_conf_t *cf, ngx_str_t *name,
 static ngx_int_t ngx_wgconn_parse_cidrs(ngx_conf_t *cf, ngx_array_t *cidrs,
     ngx_uint_t first);
 static ngx_int_t ngx_wgconn_cidr_overlaps(ngx_cidr_t *a, ngx_cidr_t *b);
+static ngx_int_t ngx_wgconn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_wgconn_init_process(ngx_cycle_t *cycle);
 static void ngx_wgconn_exit_process(ngx_cycle_t *cycle);
 
@@ -148,7 +149,7 @@ ngx_module_t  ngx_wgconn_module = {
     ngx_wgconn_commands,                   /* module directives */
     NGX_CORE_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_wgconn_init_module,                /* init module */
     ngx_wgconn_init_process,               /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -778,6 +779,21 @@ ngx_wgconn_cidr_overlaps(ngx_cidr_t *a, ngx_cidr_t *b)
 
 
 static ngx_int_t
+ngx_wgconn_init_module(ngx_cycle_t *cycle)
+{
+    ngx_wgconn_conf_t  *wcf;
+
+    wcf = ngx_wgconn_get_conf(cycle);
+
+    if (wcf == NULL || !wcf->enabled) {
+        return NGX_OK;
+    }
+
+    return ngx_wgconn_bridge_init_module(cycle);
+}
+
+
+static ngx_int_t
 ngx_wgconn_init_process(ngx_cycle_t *cycle)
 {
     ngx_wgconn_conf_t  *wcf;
@@ -795,6 +811,10 @@ ngx_wgconn_init_process(ngx_cycle_t *cycle)
     }
 
     /* one node identity has one engine: it lives in the first worker */
+
+    if (ngx_wgconn_bridge_init_process(cycle, ngx_worker == 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_worker != 0) {
         return NGX_OK;

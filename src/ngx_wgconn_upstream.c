@@ -46,8 +46,6 @@ static void ngx_wgconn_upstream_save_session(ngx_peer_connection_t *pc,
     void *data);
 #endif
 static ngx_int_t ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc);
-static void ngx_wgconn_upstream_opened(void *data, ngx_int_t rc,
-    ngx_err_t err);
 
 
 /*
@@ -252,21 +250,21 @@ ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
                    "wgconn: overlay connect to %V #%uA", pc->name,
                    c->number);
 
-    rc = ngx_wgconn_flow_open(type, pc->sockaddr, pc->socklen, sv[1],
-                              pc->log, ngx_wgconn_upstream_opened, pending);
+    /* sv[1] is consumed; on NGX_OK the callback comes exactly once */
+
+    rc = ngx_wgconn_bridge_open(type, pc->sockaddr, pc->socklen, sv[1],
+                                pc->log, ngx_wgconn_upstream_opened, pending);
 
     if (rc == NGX_OK) {
-        /* the flow owns sv[1] and calls back exactly once */
         return c->read->active ? NGX_OK : NGX_AGAIN;
     }
 
     ngx_free(pending);
-    close(sv[1]);
 
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                      "wgconn: %V is in the overlay but this process has "
-                      "no overlay engine", pc->name);
+                      "wgconn: %V is in the overlay but the overlay engine "
+                      "is not reachable", pc->name);
         ngx_close_connection(c);
         pc->connection = NULL;
         return NGX_DECLINED;
@@ -274,6 +272,7 @@ ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
 
 failed:
 
+    close(sv[1]);
     ngx_close_connection(c);
     pc->connection = NULL;
 
@@ -281,7 +280,7 @@ failed:
 }
 
 
-static void
+void
 ngx_wgconn_upstream_opened(void *data, ngx_int_t rc, ngx_err_t err)
 {
     ngx_wgconn_pending_t  *pending = data;

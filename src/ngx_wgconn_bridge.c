@@ -1,0 +1,432 @@
+
+/*
+ * The bridge between workers and the engine.  One node has one engine (in
+ * worker 0), yet every worker proxies into the overlay: a worker opens a
+ * local socket pair, keeps one end as its upstream connection and passes
+ * the other end to the engine (SCM_RIGHTS) with the destination; the engine
+ * answers once the overlay connection is established or has failed.
+ *
+ * The channels are SOCK_SEQPACKET socket pairs, one per worker, made by the
+ * master in init_module, so that every worker (also one respawned after a
+ * crash) inherits its end; they live as long as their cycle.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_wgconn.h"
+
+
+typedef struct {
+    uint64_t                   cookie;   /* the requester's pending pointer */
+    int32_t                    type;
+    uint32_t                   socklen;
+    union {
+        struct sockaddr        sa;
+        struct sockaddr_in     in;
+        struct sockaddr_in6    in6;
+    } dst;
+} ngx_wgconn_bridge_req_t;
+
+
+typedef struct {
+    uint64_t                   cookie;
+    int32_t                    rc;
+    int32_t                    err;
+} ngx_wgconn_bridge_rep_t;
+
+
+/* what the engine keeps to answer one request */
+typedef struct {
+    ngx_connection_t          *channel;
+    ngx_atomic_uint_t          number;
+    uint64_t                   cookie;
+} ngx_wgconn_bridge_ans_t;
+
+
+typedef struct {
+    ngx_uint_t                 n;
+    ngx_socket_t             (*fds)[2];  /* [i][0] worker i, [i][1] engine */
+} ngx_wgconn_bridge_t;
+
+
+static void ngx_wgconn_bridge_cleanup(void *data);
+static ngx_connection_t *ngx_wgconn_bridge_add(ngx_cycle_t *cycle,
+    ngx_socket_t fd, ngx_event_handler_pt handler);
+static void ngx_wgconn_bridge_engine_read(ngx_event_t *rev);
+static void ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err);
+static void ngx_wgconn_bridge_worker_read(ngx_event_t *rev);
+
+
+static ngx_wgconn_bridge_t  *ngx_wgconn_bridge;
+static ngx_connection_t     *ngx_wgconn_bridge_channel;
+
+
+ngx_int_t
+ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t            i;
+    ngx_core_conf_t      *ccf;
+    ngx_pool_cleanup_t   *cln;
+    ngx_wgconn_bridge_t  *br;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    br = ngx_pcalloc(cycle->pool, sizeof(ngx_wgconn_bridge_t));
+    if (br == NULL) {
+        return NGX_ERROR;
+    }
+
+    br->n = ccf->worker_processes;
+    br->fds = ngx_palloc(cycle->pool, br->n * sizeof(ngx_socket_t[2]));
+    if (br->fds == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < br->n; i++) {
+        br->fds[i][0] = -1;
+        br->fds[i][1] = -1;
+    }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_wgconn_bridge_cleanup;
+    cln->data = br;
+
+    /* worker 0 runs the engine and calls it directly */
+
+    for (i = 1; i < br->n; i++) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, br->fds[i])
+            == -1)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                          "wgconn: socketpair() failed");
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_wgconn_bridge = br;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_wgconn_bridge_cleanup(void *data)
+{
+    ngx_wgconn_bridge_t *br = data;
+
+    ngx_uint_t  i, j;
+
+    for (i = 0; i < br->n; i++) {
+        for (j = 0; j < 2; j++) {
+            if (br->fds[i][j] != -1) {
+                close(br->fds[i][j]);
+                br->fds[i][j] = -1;
+            }
+        }
+    }
+
+    if (ngx_wgconn_bridge == br) {
+        ngx_wgconn_bridge = NULL;
+    }
+}
+
+
+/* in a worker: keep the ends this process uses, close the others */
+
+ngx_int_t
+ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle, ngx_uint_t engine)
+{
+    ngx_uint_t            i, j;
+    ngx_socket_t          fd;
+    ngx_connection_t     *c;
+    ngx_wgconn_bridge_t  *br;
+
+    br = ngx_wgconn_bridge;
+
+    if (br == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 1; i < br->n; i++) {
+        for (j = 0; j < 2; j++) {
+            fd = br->fds[i][j];
+
+            if (fd == -1) {
+                continue;
+            }
+
+            if (engine ? (j == 1) : (j == 0 && i == ngx_worker)) {
+                c = ngx_wgconn_bridge_add(cycle, fd,
+                                          engine
+                                          ? ngx_wgconn_bridge_engine_read
+                                          : ngx_wgconn_bridge_worker_read);
+                if (c == NULL) {
+                    return NGX_ERROR;
+                }
+
+                if (!engine) {
+                    ngx_wgconn_bridge_channel = c;
+                }
+
+            } else {
+                close(fd);
+            }
+
+            /* the connection owns it now, or it is closed */
+            br->fds[i][j] = -1;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_connection_t *
+ngx_wgconn_bridge_add(ngx_cycle_t *cycle, ngx_socket_t fd,
+    ngx_event_handler_pt handler)
+{
+    ngx_connection_t  *c;
+
+    if (ngx_nonblocking(fd) == -1) {
+        close(fd);
+        return NULL;
+    }
+
+    c = ngx_get_connection(fd, cycle->log);
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+
+    c->read->handler = handler;
+    c->read->log = cycle->log;
+    c->write->log = cycle->log;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+        ngx_close_connection(c);
+        return NULL;
+    }
+
+    return c;
+}
+
+
+/*
+ * Called by the upstream hook: with the engine in this process the flow
+ * opens directly, otherwise the request and the fd travel to the engine.
+ * The fd is consumed in every case.
+ */
+
+ngx_int_t
+ngx_wgconn_bridge_open(int type, struct sockaddr *dst, socklen_t socklen,
+    ngx_socket_t fd, ngx_log_t *log, ngx_wgconn_open_done_pt done,
+    void *data)
+{
+    ssize_t                   n;
+    struct iovec              iov;
+    struct msghdr             msg;
+    struct cmsghdr           *cmsg;
+    ngx_wgconn_bridge_req_t   req;
+    union {
+        struct cmsghdr        cm;
+        char                  space[CMSG_SPACE(sizeof(int))];
+    } cmsgbuf;
+
+    if (ngx_wgconn_engine_get() != NULL) {
+        return ngx_wgconn_flow_open(type, dst, socklen, fd, log, done, data);
+    }
+
+    if (ngx_wgconn_bridge_channel == NULL
+        || socklen > sizeof(req.dst))
+    {
+        close(fd);
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&req, sizeof(ngx_wgconn_bridge_req_t));
+
+    req.cookie = (uintptr_t) data;
+    req.type = type;
+    req.socklen = socklen;
+    ngx_memcpy(&req.dst, dst, socklen);
+
+    iov.iov_base = &req;
+    iov.iov_len = sizeof(req);
+
+    ngx_memzero(&msg, sizeof(struct msghdr));
+    ngx_memzero(&cmsgbuf, sizeof(cmsgbuf));
+
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = &cmsgbuf;
+    msg.msg_controllen = sizeof(cmsgbuf);
+
+    cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    ngx_memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+
+    n = sendmsg(ngx_wgconn_bridge_channel->fd, &msg, 0);
+
+    /* the engine holds its own copy now */
+    close(fd);
+
+    if (n != (ssize_t) sizeof(req)) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_socket_errno,
+                      "wgconn: cannot pass the connection to the engine");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
+{
+    int                       fd;
+    ssize_t                   n;
+    ngx_int_t                 rc;
+    struct iovec              iov;
+    struct msghdr             msg;
+    struct cmsghdr           *cmsg;
+    ngx_connection_t         *c;
+    ngx_wgconn_bridge_req_t   req;
+    ngx_wgconn_bridge_ans_t  *ans;
+    union {
+        struct cmsghdr        cm;
+        char                  space[CMSG_SPACE(sizeof(int))];
+    } cmsgbuf;
+
+    c = rev->data;
+
+    for ( ;; ) {
+        iov.iov_base = &req;
+        iov.iov_len = sizeof(req);
+
+        ngx_memzero(&msg, sizeof(struct msghdr));
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = &cmsgbuf;
+        msg.msg_controllen = sizeof(cmsgbuf);
+
+        n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+
+        if (n == -1) {
+            if (ngx_socket_errno != NGX_EAGAIN) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
+                              "wgconn: bridge recvmsg() failed");
+            }
+
+            return;
+        }
+
+        if (n == 0) {
+            return;
+        }
+
+        fd = -1;
+        cmsg = CMSG_FIRSTHDR(&msg);
+
+        if (cmsg && cmsg->cmsg_level == SOL_SOCKET
+            && cmsg->cmsg_type == SCM_RIGHTS
+            && cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
+        {
+            ngx_memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+        }
+
+        if (fd == -1 || n != (ssize_t) sizeof(req)
+            || req.socklen > sizeof(req.dst))
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "wgconn: malformed bridge request");
+            if (fd != -1) {
+                close(fd);
+            }
+            continue;
+        }
+
+        ans = ngx_alloc(sizeof(ngx_wgconn_bridge_ans_t), c->log);
+        if (ans == NULL) {
+            close(fd);
+            continue;
+        }
+
+        ans->channel = c;
+        ans->number = c->number;
+        ans->cookie = req.cookie;
+
+        (void) ngx_nonblocking(fd);
+
+        rc = ngx_wgconn_flow_open(req.type, &req.dst.sa, req.socklen, fd,
+                                  c->log, ngx_wgconn_bridge_answer, ans);
+
+        if (rc != NGX_OK) {
+            ngx_wgconn_bridge_answer(ans, NGX_ERROR, NGX_ENETUNREACH);
+        }
+    }
+}
+
+
+static void
+ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err)
+{
+    ngx_wgconn_bridge_ans_t  *ans = data;
+
+    ngx_wgconn_bridge_rep_t  rep;
+
+    if (ans->channel->number == ans->number
+        && ans->channel->fd != (ngx_socket_t) -1)
+    {
+        rep.cookie = ans->cookie;
+        rep.rc = (int32_t) rc;
+        rep.err = (int32_t) err;
+
+        if (send(ans->channel->fd, &rep, sizeof(rep), 0) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, ans->channel->log, ngx_socket_errno,
+                          "wgconn: bridge send() failed");
+        }
+    }
+
+    ngx_free(ans);
+}
+
+
+static void
+ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
+{
+    ssize_t                  n;
+    ngx_connection_t        *c;
+    ngx_wgconn_bridge_rep_t  rep;
+
+    c = rev->data;
+
+    for ( ;; ) {
+        n = recv(c->fd, &rep, sizeof(rep), 0);
+
+        if (n == -1) {
+            if (ngx_socket_errno != NGX_EAGAIN) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
+                              "wgconn: bridge recv() failed");
+            }
+
+            return;
+        }
+
+        if (n != (ssize_t) sizeof(rep)) {
+            return;
+        }
+
+        ngx_wgconn_upstream_opened((void *) (uintptr_t) rep.cookie,
+                                   rep.rc, rep.err);
+    }
+}

@@ -210,16 +210,38 @@ wg_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, size_t pad,
     const uint8_t *ad, size_t adlen, uint64_t counter,
     const uint8_t key[WG_AEAD_KEY_LEN])
 {
+    uint8_t  nonce[12];
+
+    wg_aead_nonce(nonce, counter);
+
+    return wg_aead_seal_iv(dst, src, len, pad, ad, adlen, nonce, key);
+}
+
+
+int
+wg_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+    size_t adlen, uint64_t counter, const uint8_t key[WG_AEAD_KEY_LEN])
+{
+    uint8_t  nonce[12];
+
+    wg_aead_nonce(nonce, counter);
+
+    return wg_aead_open_iv(dst, src, len, ad, adlen, nonce, key);
+}
+
+
+int
+wg_aead_seal_iv(uint8_t *dst, const uint8_t *src, size_t len, size_t pad,
+    const uint8_t *ad, size_t adlen, const uint8_t nonce[12],
+    const uint8_t key[WG_AEAD_KEY_LEN])
+{
     int             outl;
     size_t          done;
-    uint8_t         nonce[12];
     static uint8_t  zeros[16];
 
     if (pad > sizeof(zeros) || len > INT32_MAX) {
         return -1;
     }
-
-    wg_aead_nonce(nonce, counter);
 
     if (EVP_EncryptInit_ex(wg_seal_ctx, NULL, NULL, key, nonce) != 1) {
         return -1;
@@ -270,12 +292,13 @@ wg_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, size_t pad,
 
 
 int
-wg_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
-    size_t adlen, uint64_t counter, const uint8_t key[WG_AEAD_KEY_LEN])
+wg_aead_open_iv(uint8_t *dst, const uint8_t *src, size_t len,
+    const uint8_t *ad, size_t adlen, const uint8_t nonce[12],
+    const uint8_t key[WG_AEAD_KEY_LEN])
 {
     int      outl;
     size_t   clen, done;
-    uint8_t  nonce[12], tag[WG_AEAD_TAG_LEN], none[WG_AEAD_TAG_LEN];
+    uint8_t  tag[WG_AEAD_TAG_LEN], none[WG_AEAD_TAG_LEN];
 
     if (len < WG_AEAD_TAG_LEN || len > INT32_MAX) {
         return -1;
@@ -290,8 +313,6 @@ wg_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
 
     /* the tag may be overwritten by in-place decryption of a shorter dst */
     memcpy(tag, src + clen, WG_AEAD_TAG_LEN);
-
-    wg_aead_nonce(nonce, counter);
 
     if (EVP_DecryptInit_ex(wg_open_ctx, NULL, NULL, key, nonce) != 1) {
         return -1;

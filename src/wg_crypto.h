@@ -63,6 +63,14 @@ int wg_aead_open(uint8_t *dst, const uint8_t *src, size_t len,
     const uint8_t *ad, size_t adlen, uint64_t counter,
     const uint8_t key[WG_AEAD_KEY_LEN]);
 
+/* the same with an explicit 96-bit nonce (RFC 8439 test vectors) */
+int wg_aead_seal_iv(uint8_t *dst, const uint8_t *src, size_t len, size_t pad,
+    const uint8_t *ad, size_t adlen, const uint8_t nonce[12],
+    const uint8_t key[WG_AEAD_KEY_LEN]);
+int wg_aead_open_iv(uint8_t *dst, const uint8_t *src, size_t len,
+    const uint8_t *ad, size_t adlen, const uint8_t nonce[12],
+    const uint8_t key[WG_AEAD_KEY_LEN]);
+
 /* XChaCha20-Poly1305 (cookie replies); same conventions as above */
 int wg_xaead_seal(uint8_t *dst, const uint8_t *src, size_t len,
     const uint8_t *ad, size_t adlen, const uint8_t nonce[WG_XAEAD_NONCE_LEN],

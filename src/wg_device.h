@@ -70,7 +70,10 @@ typedef enum {
 typedef struct {
     void                       *ctx;
 
-    /* send one WireGuard message (a UDP payload) to ep */
+    /*
+     * send one WireGuard message (a UDP payload) to ep; peer is NULL for
+     * a cookie reply, which answers a sender not yet authenticated
+     */
     void                      (*send)(void *ctx, wg_peer_t *peer,
                                       const wg_endpoint_t *ep,
                                       const uint8_t *msg, size_t len);

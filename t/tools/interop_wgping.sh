@@ -4,7 +4,7 @@
 # these namespaces are used.  Idempotent; cleans up on exit.
 #
 #   wgt-a: veth 10.98.0.1/24, wgping on UDP 51821, overlay 100.64.0.1
-#   wgt-b: veth 10.98.0.2/24, wireguard-go wg0 on UDP 51820, 100.64.0.2/32
+#   wgt-b: veth 10.98.0.2/24, wireguard-go wgt0 on UDP 51820, 100.64.0.2/32
 
 set -u
 
@@ -24,6 +24,7 @@ cleanup() {
     fi
     ip netns del $NSA 2>/dev/null
     ip netns del $NSB 2>/dev/null
+    rm -f /var/run/wireguard/wgt0.sock
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -65,21 +66,22 @@ B_PUB=$(echo "$B_PRIV" | wg pubkey)
 echo "$B_PRIV" > "$WORK/b.key"
 
 mkdir -p /var/run/wireguard
+rm -f /var/run/wireguard/wgt0.sock
 ip netns exec $NSB env WG_PROCESS_FOREGROUND=1 \
     WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
-    wireguard-go -f wg0 > "$WORK/wggo.log" 2>&1 &
+    wireguard-go -f wgt0 > "$WORK/wggo.log" 2>&1 &
 WGGO_PID=$!
 
 for i in $(seq 50); do
-    ip netns exec $NSB wg show wg0 >/dev/null 2>&1 && break
+    ip netns exec $NSB wg show wgt0 >/dev/null 2>&1 && break
     sleep 0.1
 done
 
-ip netns exec $NSB wg set wg0 private-key "$WORK/b.key" listen-port 51820 \
+ip netns exec $NSB wg set wgt0 private-key "$WORK/b.key" listen-port 51820 \
     peer "$A_PUB" allowed-ips 100.64.0.1/32 endpoint 10.98.0.1:51821
-ip -n $NSB addr add 100.64.0.2/32 dev wg0
-ip -n $NSB link set wg0 mtu 1420 up
-ip -n $NSB route add 100.64.0.1/32 dev wg0
+ip -n $NSB addr add 100.64.0.2/32 dev wgt0
+ip -n $NSB link set wgt0 mtu 1420 up
+ip -n $NSB route add 100.64.0.1/32 dev wgt0
 
 # 1. wireguard-go initiates: wgping knows no endpoint and must learn it
 timeout 30 ip netns exec $NSA "$WGPING" -k "$A_PRIV" -l 51821 \
@@ -131,9 +133,29 @@ RC=$?
 check "wgping -> wireguard-go: 3 replies of 1200 bytes" \
     "[ $RC -eq 0 ] && grep -q '3 sent, 3 received' '$WORK/a3.log'"
 
-HS=$(ip netns exec $NSB wg show wg0 latest-handshakes | awk '{print $2}')
+# 3. a preshared key: set on both sides it works, missing on one it fails
+PSK=$(wg genpsk)
+echo "$PSK" > "$WORK/psk"
+ip netns exec $NSB wg set wgt0 peer "$A_PUB" preshared-key "$WORK/psk"
+
+timeout 30 ip netns exec $NSA "$WGPING" -k "$A_PRIV" -l 51821 \
+    -p "$B_PUB" -a 100.64.0.2/32 -o 100.64.0.1 -e 10.98.0.2:51820 \
+    -t 100.64.0.2 -c 3 -i 200 -d 15 -P "$PSK" > "$WORK/a4.log" 2>&1
+RC=$?
+check "with a preshared key on both sides: 3 replies" \
+    "[ $RC -eq 0 ] && grep -q '3 sent, 3 received' '$WORK/a4.log'"
+
+timeout 30 ip netns exec $NSA "$WGPING" -k "$A_PRIV" -l 51821 \
+    -p "$B_PUB" -a 100.64.0.2/32 -o 100.64.0.1 -e 10.98.0.2:51820 \
+    -t 100.64.0.2 -c 1 -i 200 -d 3 > "$WORK/a5.log" 2>&1
+check "preshared key missing on our side: no session" \
+    "grep -q '1 sent, 0 received' '$WORK/a5.log' \
+     && grep -q 'drops handshake invalid' '$WORK/a5.log' \
+     && ! grep -q 'event: handshake done' '$WORK/a5.log'"
+
+HS=$(ip netns exec $NSB wg show wgt0 latest-handshakes | awk '{print $2}')
 check "wireguard-go reports a recent handshake" "[ '${HS:-0}' -gt 0 ]"
-ip netns exec $NSB wg show wg0
+ip netns exec $NSB wg show wgt0
 
 echo "$PASS passed, $FAIL failed"
 [ $FAIL -eq 0 ]

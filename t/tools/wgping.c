@@ -7,6 +7,7 @@
  *   wgping -k PRIVATE_B64 -l PORT -p PEER_PUB_B64 -a ALLOWED/CIDR
  *          -o OVERLAY_IP [-e ENDPOINT_IP:PORT] [-t TARGET_IP -c COUNT
  *          -s SIZE -i INTERVAL_MS] [-K KEEPALIVE_S] [-d DURATION_S]
+ *          [-P PRESHARED_B64]
  *
  * Prints one line per event and echo reply and, when pinging, a summary;
  * exits 0 when every echo request got its reply (or none was asked for).
@@ -248,7 +249,7 @@ wgping_usage(void)
 {
     fprintf(stderr, "usage: wgping -k PRIV -l PORT -p PEERPUB -a NET/CIDR "
             "-o OVERLAY [-e IP:PORT] [-t TARGET -c N -s SIZE -i MS] "
-            "[-K KEEPALIVE] [-d SECONDS]\n");
+            "[-K KEEPALIVE] [-d SECONDS] [-P PSK]\n");
     exit(2);
 }
 
@@ -259,6 +260,7 @@ main(int argc, char **argv)
     int                 c, port, cidr, rc;
     char               *slash, *colon;
     uint8_t             priv[WG_KEY_LEN], pub[WG_KEY_LEN];
+    uint8_t             psk[WG_KEY_LEN];
     uint8_t             buf[65536];
     ssize_t             n;
     uint64_t            now, deadline, next, next_ping, interval;
@@ -272,7 +274,7 @@ main(int argc, char **argv)
     const wg_device_stats_t  *st;
     struct sockaddr_in  sin;
     int                 have_priv = 0, have_pub = 0, have_allowed = 0;
-    int                 have_ep = 0, have_target = 0;
+    int                 have_ep = 0, have_target = 0, have_psk = 0;
 
     wgping_t *wp = &wgping;
 
@@ -290,7 +292,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    while ((c = getopt(argc, argv, "k:l:p:a:o:e:t:c:s:i:K:d:")) != -1) {
+    while ((c = getopt(argc, argv, "k:l:p:a:o:e:t:c:s:i:K:d:P:")) != -1) {
         switch (c) {
         case 'k':
             have_priv = (wgping_key(optarg, priv) == 0);
@@ -344,6 +346,12 @@ main(int argc, char **argv)
         case 'd':
             duration = (unsigned) atoi(optarg);
             break;
+        case 'P':
+            have_psk = (wgping_key(optarg, psk) == 0);
+            if (!have_psk) {
+                wgping_usage();
+            }
+            break;
         default:
             wgping_usage();
         }
@@ -382,7 +390,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    peer = wg_device_add_peer(wp->dev, pub, NULL);
+    peer = wg_device_add_peer(wp->dev, pub, have_psk ? psk : NULL);
     if (peer == NULL
         || wg_peer_add_allowed_ip(peer, AF_INET, &allowed, (unsigned) cidr)
            != 0)

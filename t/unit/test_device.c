@@ -588,6 +588,96 @@ test_retransmit_and_give_up(void)
 
 
 static void
+test_new_handshake_when_unanswered(void)
+{
+    uint64_t  t0;
+
+    wgt_section("new handshake when data gets no answer for 15 s");
+
+    pair_init(NULL, NULL, 0);
+    t0 = now;
+    send_ip(&A, &B, 64);
+    pump();
+    CHECK(A.sent_init == 1 && B.nrecv == 1, "session");
+
+    /* B goes silent: no keepalive, no data comes back */
+    B.drop_out = 1;
+    advance(NS, 100 * MS);
+    send_ip(&A, &B, 64);
+    pump();
+
+    advance(t0 + 14900 * MS - now, 100 * MS);
+    CHECK(A.sent_init == 1, "no new handshake before 15 s");
+    advance(500 * MS, 100 * MS);
+    CHECK(A.sent_init == 2,
+          "new handshake after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter");
+
+    /* an answer within the time cancels it */
+    pair_init(NULL, NULL, 0);
+    send_ip(&A, &B, 64);
+    pump();
+    advance(30 * NS, 100 * MS);
+    CHECK(A.sent_init == 1, "the receiver's keepalive counts as an answer");
+}
+
+
+static void
+test_rekey_limits(void)
+{
+    unsigned  i, before;
+
+    wgt_section("initiator rekey on receive at 165 s, message limits");
+
+    pair_init(NULL, NULL, 0);
+    wg_peer_kick(A.peer, now);
+    pump();
+
+    /* only B talks; A only receives and answers with keepalives */
+    for (i = 0; i < 164; i++) {
+        now += NS;
+        tick();
+        send_ip(&B, &A, 64);
+        pump();
+    }
+    CHECK(A.sent_init == 1, "no rekey from receiving before 165 s");
+
+    for (i = 0; i < 3; i++) {
+        now += NS;
+        tick();
+        send_ip(&B, &A, 64);
+        pump();
+    }
+    CHECK(A.sent_init == 2,
+          "receiving with a 165 s old key makes the initiator rekey");
+
+    before = A.nrecv;
+    advance(60 * NS, NS);
+    send_ip(&B, &A, 64);
+    pump();
+    CHECK(A.nrecv == before + 1, "one-way flow survives REJECT_AFTER_TIME");
+
+    /* REKEY_AFTER_MESSAGES */
+    before = A.sent_init;
+    now += 6 * NS;
+    A.peer->keypair_current->send_counter = (1ULL << 60) + 1;
+    send_ip(&A, &B, 64);
+    CHECK(A.sent_init == before + 1, "rekey after REKEY_AFTER_MESSAGES");
+    pump();
+
+    /* REJECT_AFTER_MESSAGES */
+    now += 6 * NS;
+    before = B.nrecv;
+    i = A.sent_init;
+    A.peer->keypair_current->send_counter = UINT64_MAX - 8192;
+    send_ip(&A, &B, 64);
+    CHECK(A.peer->staged_count == 1 && A.sent_init == i + 1,
+          "exhausted counter: packet staged, handshake started");
+    pump();
+    CHECK(B.nrecv == before + 1, "delivered over the new session");
+}
+
+
+static void
 test_keepalive(void)
 {
     uint64_t  t0;
@@ -1070,6 +1160,8 @@ test_device(void)
     test_rekey();
     test_reject_after_time();
     test_retransmit_and_give_up();
+    test_new_handshake_when_unanswered();
+    test_rekey_limits();
     test_keepalive();
     test_persistent_keepalive();
     test_cookie_under_load();

@@ -1,0 +1,299 @@
+"""Start/stop/test/reload an nginx instance, optionally inside a namespace.
+
+    n = Nginx(prefix, netns="wgc0-a")
+    n.write_conf(build_conf(wgconn=..., http=..., stream=...))
+    rc, out = n.test()          # nginx -t
+    n.start(); n.wait_port(8080); n.reload(); n.stop()
+
+Configs are text.  with_modules() prepends the load_module lines (Debian's
+dynamic ngx_stream_module.so when nginx was built with
+--with-stream=dynamic, then build/ngx_wgconn_module.so); build_conf() gives
+a complete file with logs, pid and temp paths under the prefix.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+from .netns import HarnessError, pid_alive, run, wait_listening, wait_until
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE = os.environ.get("WGC_MODULE",
+                        os.path.join(TOP, "build", "ngx_wgconn_module.so"))
+NGINX = os.environ.get("WGC_NGINX", "nginx")
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+_nginx_v = None
+
+
+def nginx_V():
+    global _nginx_v
+    if _nginx_v is None:
+        cp = run([NGINX, "-V"], check=False, timeout=10)
+        _nginx_v = (cp.stdout or "") + (cp.stderr or "")
+    return _nginx_v
+
+
+def module_available():
+    return os.path.exists(MODULE)
+
+
+def stream_load_line():
+    """load_module line for the stream module, or "" if built in/absent."""
+    v = nginx_V()
+    if "--with-stream=dynamic" in v and os.path.exists(STREAM_MODULE):
+        return "load_module %s;\n" % STREAM_MODULE
+    return ""
+
+
+def with_modules(conf, wgconn_module=True, stream=True):
+    head = ""
+    if stream:
+        head += stream_load_line()
+    if wgconn_module:
+        head += "load_module %s;\n" % MODULE
+    return head + conf
+
+
+def log_level():
+    return "debug" if os.environ.get("WGC_DEBUG") == "1" else "info"
+
+
+def build_conf(wgconn="", http="", stream="", main="", events="",
+               workers=1, modules=True):
+    """A complete nginx.conf (paths relative to the prefix).
+
+    http / stream are the *contents* of the http {} / stream {} blocks;
+    they are omitted when empty.  Returns text; line numbers of the
+    returned text are what nginx reports as nginx.conf:LINE.
+    """
+    parts = [
+        "error_log logs/error.log %s;" % log_level(),
+        "pid logs/nginx.pid;",
+        "worker_processes %s;" % workers,
+        "worker_shutdown_timeout 10s;",
+    ]
+    if main:
+        parts.append(main.rstrip())
+    parts.append("events {\n    worker_connections 4096;\n%s}" % events)
+    if wgconn:
+        parts.append(wgconn.rstrip())
+    if http:
+        parts.append(
+            "http {\n"
+            "    access_log logs/access.log;\n"
+            "    client_body_temp_path tmp/body;\n"
+            "    proxy_temp_path tmp/proxy;\n"
+            "    fastcgi_temp_path tmp/fastcgi;\n"
+            "    uwsgi_temp_path tmp/uwsgi;\n"
+            "    scgi_temp_path tmp/scgi;\n"
+            "%s\n}" % indent(http))
+    if stream:
+        parts.append("stream {\n%s\n}" % indent(stream))
+    conf = "\n".join(parts) + "\n"
+    if modules:
+        conf = with_modules(conf, stream=bool(stream) or modules == "all")
+    return conf
+
+
+def indent(text, n=4):
+    pad = " " * n
+    return "\n".join(pad + ln if ln.strip() else ln
+                     for ln in text.strip("\n").splitlines())
+
+
+def line_of(conf, needle):
+    """1-based line number of the first line of conf containing needle."""
+    for i, ln in enumerate(conf.splitlines(), 1):
+        if needle in ln:
+            return i
+    raise HarnessError("%r not in config" % needle)
+
+
+class Nginx:
+    def __init__(self, prefix, netns=None, conf=None):
+        self.prefix = os.path.abspath(prefix)
+        self.netns = netns
+        self.proc = None
+        for d in ("conf", "logs", "tmp"):
+            os.makedirs(os.path.join(self.prefix, d), exist_ok=True)
+        if conf is not None:
+            self.write_conf(conf)
+
+    # -- paths -------------------------------------------------------
+    @property
+    def conf_path(self):
+        return os.path.join(self.prefix, "conf", "nginx.conf")
+
+    @property
+    def error_log(self):
+        return os.path.join(self.prefix, "logs", "error.log")
+
+    @property
+    def access_log(self):
+        return os.path.join(self.prefix, "logs", "access.log")
+
+    @property
+    def pid_path(self):
+        return os.path.join(self.prefix, "logs", "nginx.pid")
+
+    def write_conf(self, text):
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        self.conf = text
+
+    def _argv(self, *extra):
+        argv = [NGINX, "-p", self.prefix + "/", "-c", "conf/nginx.conf",
+                "-e", "logs/error.log"] + list(extra)
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
+        return argv
+
+    # -- commands ----------------------------------------------------
+    def test(self, timeout=30.0):
+        """nginx -t; returns (rc, combined output)."""
+        try:
+            cp = subprocess.run(self._argv("-t"), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            return -1, "timeout: %s" % (e.stdout or "")
+        return cp.returncode, cp.stdout
+
+    def start(self, timeout=15.0, wait_ports=()):
+        """nginx in the foreground (daemon off) under our Popen."""
+        if os.path.exists(self.pid_path):
+            os.unlink(self.pid_path)
+        self._log_offset = self.log_size()
+        out = open(os.path.join(self.prefix, "logs", "stderr.log"), "a")
+        self.proc = subprocess.Popen(
+            self._argv("-g", "daemon off;"), stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise HarnessError("nginx exited %s:\n%s" % (
+                    self.proc.returncode, self.log_tail()))
+            return os.path.exists(self.pid_path)
+        try:
+            wait_until(up, timeout, what="nginx pid file")
+            for p in wait_ports:
+                proto = "tcp"
+                if isinstance(p, tuple):
+                    p, proto = p
+                self.wait_port(p, proto, timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def master_pid(self):
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc.pid
+        try:
+            with open(self.pid_path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def workers(self):
+        """pids of the master's children (workers, cache processes)."""
+        mp = self.master_pid
+        if not mp:
+            return []
+        try:
+            with open("/proc/%d/task/%d/children" % (mp, mp)) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
+    def reload(self, timeout=15.0):
+        """SIGHUP; waits until the set of workers changed."""
+        old = set(self.workers())
+        os.kill(self.master_pid, signal.SIGHUP)
+        wait_until(lambda: (set(self.workers()) - old)
+                   and self.running, timeout, what="nginx reload")
+
+    def signal(self, sig):
+        os.kill(self.master_pid, sig)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """SIGQUIT (graceful), then SIGTERM, then SIGKILL; returns rc."""
+        if self.proc is None:
+            return None
+        children = set(self.workers())
+        rc = self.proc.poll()
+        if rc is None:
+            for sig, t in ((signal.SIGQUIT, timeout), (signal.SIGTERM, 5),
+                           (signal.SIGKILL, 5)):
+                try:
+                    self.proc.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+                try:
+                    rc = self.proc.wait(t)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        # workers of a master that died hard must not outlive the test
+        for w in children:
+            if pid_alive(w):
+                try:
+                    os.kill(w, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.proc = None
+        return rc
+
+    # -- logs and ports ----------------------------------------------
+    def log_size(self):
+        try:
+            return os.path.getsize(self.error_log)
+        except OSError:
+            return 0
+
+    def log(self, since_start=False):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                if since_start:
+                    f.seek(getattr(self, "_log_offset", 0))
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_tail(self, n=6000):
+        return self.log()[-n:]
+
+    def log_grep(self, pattern):
+        return re.findall(pattern, self.log(), re.M)
+
+    def alerts(self):
+        """[alert]/[crit]/[emerg] lines and worker crashes since start."""
+        return [ln for ln in self.log(since_start=True).splitlines()
+                if re.search(r"\[(alert|crit|emerg)\]|exited on signal", ln)]
+
+    def wait_port(self, port, proto="tcp", timeout=10.0):
+        return wait_listening(self.netns, port, proto, timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def wait_log(nginx, pattern, timeout=10.0):
+    return wait_until(lambda: re.search(pattern, nginx.log(), re.M),
+                      timeout, what="error.log matching %r" % pattern)
+
+
+def sleep(t):
+    time.sleep(t)

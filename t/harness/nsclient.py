@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Small network clients run inside a namespace; print one JSON line.
+
+    nsclient.py [--timeout S] tcp-echo HOST PORT [--bytes N]
+    nsclient.py [--timeout S] udp-echo HOST PORT [--count N] [--size B]
+    nsclient.py [--timeout S] ws-echo HOST PORT [--path P] [--count N] [--size B]
+    nsclient.py [--timeout S] tcp-connect HOST PORT
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_services import WS_GUID, pattern_chunks, ws_frame, ws_mask  # noqa
+
+
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def tcp_echo(a):
+    s = socket.create_connection((a.host, a.port), timeout=a.timeout)
+    s.settimeout(a.timeout)
+    sent_h = hashlib.sha256()
+    err = []
+
+    def sender():
+        try:
+            for c in pattern_chunks(a.bytes):
+                sent_h.update(c)
+                s.sendall(c)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            err.append(repr(e))
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    h = hashlib.sha256()
+    n = 0
+    t0 = time.monotonic()
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+    t.join(a.timeout)
+    s.close()
+    dt = time.monotonic() - t0
+    return {"ok": n == a.bytes and h.hexdigest() == sent_h.hexdigest()
+            and not err, "sent": a.bytes, "received": n,
+            "errors": err, "seconds": round(dt, 3)}
+
+
+def udp_payload(i, size):
+    return struct.pack("!I", i) + bytes([(i + j) & 0xFF
+                                         for j in range(max(0, size - 4))])
+
+
+def udp_echo(a):
+    s = socket.socket(family(a.host), socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    s.connect((a.host, a.port))
+    got = set()
+    bad = 0
+    deadline = time.monotonic() + a.timeout
+    pending = list(range(a.count))
+    rounds = 0
+    while pending and time.monotonic() < deadline:
+        rounds += 1
+        for i in pending:
+            msg = udp_payload(i, a.size)
+            try:
+                s.send(msg)
+            except OSError:
+                pass
+        t_end = min(deadline, time.monotonic() + 1.0)
+        while time.monotonic() < t_end and len(got) < a.count:
+            try:
+                d = s.recv(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                time.sleep(0.1)
+                continue
+            i = struct.unpack("!I", d[:4])[0]
+            if d == udp_payload(i, a.size):
+                got.add(i)
+            else:
+                bad += 1
+        pending = [i for i in range(a.count) if i not in got]
+    return {"ok": not pending and not bad, "sent": a.count,
+            "received": len(got), "bad": bad, "rounds": rounds}
+
+
+def ws_echo(a):
+    s = socket.create_connection((a.host, a.port), timeout=a.timeout)
+    s.settimeout(a.timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    host = "[%s]" % a.host if ":" in a.host else a.host
+    req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n" % (a.path, host, a.port, key))
+    s.sendall(req.encode())
+    f = s.makefile("rb")
+    status = f.readline().decode(errors="replace").strip()
+    headers = {}
+    while True:
+        ln = f.readline()
+        if ln in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = ln.decode(errors="replace").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode())
+                            .digest()).decode()
+    if " 101 " not in status + " " or headers.get("sec-websocket-accept") \
+            != want:
+        return {"ok": False, "status": status, "headers": headers}
+    good = 0
+    for i in range(a.count):
+        payload = bytes([(i * 7 + j) & 0xFF for j in range(a.size)])
+        s.sendall(ws_frame(0x2, payload, mask=os.urandom(4)))
+        hdr = f.read(2)
+        ln = hdr[1] & 0x7F
+        if ln == 126:
+            ln = struct.unpack("!H", f.read(2))[0]
+        elif ln == 127:
+            ln = struct.unpack("!Q", f.read(8))[0]
+        if hdr[1] & 0x80:
+            m = f.read(4)
+            data = ws_mask(f.read(ln), m)
+        else:
+            data = f.read(ln)
+        if (hdr[0] & 0x0F) == 0x2 and data == payload:
+            good += 1
+    s.sendall(ws_frame(0x8, struct.pack("!H", 1000), mask=os.urandom(4)))
+    s.close()
+    return {"ok": good == a.count, "status": status, "echoed": good,
+            "sent": a.count}
+
+
+def tcp_connect(a):
+    t0 = time.monotonic()
+    try:
+        s = socket.create_connection((a.host, a.port), timeout=a.timeout)
+        s.close()
+        res = "connected"
+    except ConnectionRefusedError:
+        res = "refused"
+    except socket.timeout:
+        res = "timeout"
+    except OSError as e:
+        res = "error: %s" % e
+    return {"ok": res == "connected", "result": res,
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("cmd", choices=["tcp-echo", "udp-echo", "ws-echo",
+                                    "tcp-connect"])
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("--bytes", type=int, default=1 << 20)
+    ap.add_argument("--count", type=int, default=10)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--path", default="/ws")
+    a = ap.parse_args()
+    fn = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "ws-echo": ws_echo,
+          "tcp-connect": tcp_connect}[a.cmd]
+    try:
+        r = fn(a)
+    except Exception as e:  # noqa: BLE001 - reported as JSON
+        r = {"ok": False, "error": repr(e)}
+    print(json.dumps(r))
+    return 0 if r.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,9 +22,11 @@ test_x25519(void)
     wgt_section("X25519 (RFC 7748)");
 
     /* 5.2, first vector */
-    wgt_unhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+    wgt_unhex("a546e36bf0527c9d3b16154b82465edd"
+              "62144c0ac1fc5a18506a2244ba449ac4",
               k, 32);
-    wgt_unhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+    wgt_unhex("e6db6867583030db3594c1a424b15f7c"
+              "726624ec26b3353b10a903a6d0ab1c4c",
               u, 32);
     CHECK(wg_dh(out, k, u) == 0, "5.2 vector 1 computes");
     CHECK_HEX(out, 32,
@@ -32,9 +34,11 @@ test_x25519(void)
         "RFC 7748 5.2 vector 1");
 
     /* 5.2, second vector */
-    wgt_unhex("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
+    wgt_unhex("4b66e9d4d1b4673c5ad22691957d6af5"
+              "c11b6421e0ea01d42ca4169e7918ba0d",
               k, 32);
-    wgt_unhex("e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
+    wgt_unhex("e5210f12786811d3f4b7959d0538ae2c"
+              "31dbe7106fc03c3efc4cd549c715a493",
               u, 32);
     CHECK(wg_dh(out, k, u) == 0, "5.2 vector 2 computes");
     CHECK_HEX(out, 32,
@@ -42,9 +46,11 @@ test_x25519(void)
         "RFC 7748 5.2 vector 2");
 
     /* 6.1 Diffie-Hellman */
-    wgt_unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+    wgt_unhex("77076d0a7318a57d3c16c17251b26645"
+              "df4c2f87ebc0992ab177fba51db92c2a",
               a, 32);
-    wgt_unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+    wgt_unhex("5dab087e624a8a4b79e17f8b83800ee6"
+              "6f3bb1292618b6fd1c2f8b27ff88e0eb",
               b, 32);
     CHECK(wg_dh_public(apub, a) == 0, "6.1 Alice public computes");
     CHECK_HEX(apub, 32,
@@ -77,7 +83,8 @@ test_aead(void)
     wgt_section("ChaCha20-Poly1305 (RFC 8439 2.8.2)");
 
     len = sizeof(sunscreen) - 1;
-    wgt_unhex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
+    wgt_unhex("808182838485868788898a8b8c8d8e8f"
+              "909192939495969798999a9b9c9d9e9f",
               key, 32);
     wgt_unhex("070000004041424344454647", nonce, 12);
     wgt_unhex("50515253c0c1c2c3c4c5c6c7", aad, 12);
@@ -145,7 +152,8 @@ test_xaead(void)
     wgt_section("XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 A.3.1)");
 
     len = sizeof(sunscreen) - 1;
-    wgt_unhex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
+    wgt_unhex("808182838485868788898a8b8c8d8e8f"
+              "909192939495969798999a9b9c9d9e9f",
               key, 32);
     wgt_unhex("404142434445464748494a4b4c4d4e4f5051525354555657", nonce, 24);
     wgt_unhex("50515253c0c1c2c3c4c5c6c7", aad, 12);

@@ -37,7 +37,8 @@ test_replay(void)
     CHECK(wg_replay_check(&r, 5, LIMIT) == 0, "gap forward accepted");
     CHECK(wg_replay_check(&r, 3, LIMIT) == 0, "late but in window accepted");
     CHECK(wg_replay_check(&r, 3, LIMIT) == -1, "late duplicate rejected");
-    CHECK(wg_replay_check(&r, 5, LIMIT) == -1, "duplicate of greatest rejected");
+    CHECK(wg_replay_check(&r, 5, LIMIT) == -1,
+          "duplicate of greatest rejected");
 
     wg_replay_init(&r);
     CHECK(wg_replay_check(&r, 10000, LIMIT) == 0, "jump to 10000");

@@ -9,13 +9,15 @@ Fixtures
   nginx_module     skips unless build/ngx_wgconn_module.so exists
 
 Environment
-  WGC_DEBUG=1  nginx error_log at debug      WGC_KEEP=1  keep work dirs
+  WGC_DEBUG=1  nginx error_log at debug
+  WGC_KEEP=1   keep work dirs (/tmp/wgc-*); WGC_KEEP=failed: only of failed tests
   WGC_IMPLS=debian,current  which implementations to run (default both)
 """
 
 import os
 import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -94,20 +96,41 @@ def wg_impl(request, root_env):
 
 
 @pytest.fixture
-def overlay_factory(wg_impl, tmp_path):
+def overlay_factory(wg_impl, request):
+    """Work dirs live in /tmp/wgc-* (mode 0755), not in pytest's tmp_path:
+    nginx workers run as an unprivileged user and must reach their temp
+    paths (/tmp/pytest-of-root is 0700).  Removed unless WGC_KEEP=1."""
     made = []
 
     def make(**kw):
         kw.setdefault("impl", wg_impl)
-        kw.setdefault("workdir", str(tmp_path / ("ov%d" % len(made))))
-        os.makedirs(kw["workdir"], exist_ok=True)
+        if "workdir" not in kw:
+            kw["workdir"] = tempfile.mkdtemp(prefix="wgc-")
+            os.chmod(kw["workdir"], 0o755)
+            dirs.append(kw["workdir"])
         ov = Overlay(**kw)
         made.append(ov)
         return ov.up()
 
+    dirs = []
     yield make
     for ov in reversed(made):
         ov.down()
+    failed = getattr(request.node, "rep_call", None)
+    keep = os.environ.get("WGC_KEEP") == "1"
+    for d in dirs:
+        if keep or (failed is not None and failed.failed
+                    and os.environ.get("WGC_KEEP") == "failed"):
+            sys.stderr.write("harness: kept %s\n" % d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
 
 
 @pytest.fixture

@@ -94,7 +94,9 @@ def build_conf(wgconn="", http="", stream="", main="", events="",
         parts.append("stream {\n%s\n}" % indent(stream))
     conf = "\n".join(parts) + "\n"
     if modules:
-        conf = with_modules(conf, stream=bool(stream) or modules == "all")
+        # the wgconn module holds http and stream halves: it needs the
+        # stream module loaded even when no stream {} block is used
+        conf = with_modules(conf, stream=True)
     return conf
 
 
@@ -119,6 +121,8 @@ class Nginx:
         self.proc = None
         for d in ("conf", "logs", "tmp"):
             os.makedirs(os.path.join(self.prefix, d), exist_ok=True)
+        os.chmod(self.prefix, 0o755)
+        os.chmod(os.path.join(self.prefix, "tmp"), 0o777)
         if conf is not None:
             self.write_conf(conf)
 
@@ -162,8 +166,23 @@ class Nginx:
             return -1, "timeout: %s" % (e.stdout or "")
         return cp.returncode, cp.stdout
 
+    def unreachable_for_workers(self):
+        """First ancestor of the prefix that unprivileged workers cannot
+        traverse (they need the temp paths), or None."""
+        d = self.prefix
+        while d and d != "/":
+            if not os.stat(d).st_mode & 0o001:
+                return d
+            d = os.path.dirname(d)
+        return None
+
     def start(self, timeout=15.0, wait_ports=()):
         """nginx in the foreground (daemon off) under our Popen."""
+        bad = self.unreachable_for_workers()
+        if bad and "\nuser " not in "\n" + getattr(self, "conf", ""):
+            raise HarnessError("nginx prefix %s is below %s, which workers "
+                               "(unprivileged) cannot traverse" %
+                               (self.prefix, bad))
         if os.path.exists(self.pid_path):
             os.unlink(self.pid_path)
         self._log_offset = self.log_size()

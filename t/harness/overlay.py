@@ -31,6 +31,7 @@ class Overlay:
         self.impl = impl
         self.own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="wgc-")
+        os.chmod(self.workdir, 0o755)
         self.pair = nsmod.Pair()
         self.want_services = services
         self.tls = tls

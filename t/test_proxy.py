@@ -1,0 +1,355 @@
+"""nginx with ngx_wgconn proxying into a real WireGuard peer.
+
+Topology (harness.overlay): nginx in ns wgcN-a is the WireGuard node
+(100.64.0.1, fd7a:115c:a1e0::1, UDP 51820 on 10.99.N.1); wireguard-go (Debian's
+and the current one) runs in ns wgcN-b as the peer (100.64.0.2,
+fd7a:115c:a1e0::2) with HTTP on 80, HTTPS on 443 and TCP/UDP echo on 7.
+Clients run inside ns A and talk to nginx on 127.0.0.1 only.
+"""
+
+import os
+import re
+
+import pytest
+
+from harness import netns as nsmod
+from harness.nginx import Nginx, build_conf, line_of
+from harness.services import (curl, curl_sha256, expected_sha256, tcp_echo,
+                              udp_echo, upload_sha256, write_pattern_file,
+                              ws_echo)
+from harness.wgpeer import genkey, write_key
+
+pytestmark = pytest.mark.nginx_module
+
+HTTP_PORT = 8080
+TCP_PORT = 5007          # stream -> 100.64.0.2:7 tcp
+UDP_PORT = 5007          # stream udp -> 100.64.0.2:7
+TCP6_PORT = 5008         # stream -> [fd7a:115c:a1e0::2]:7
+UDP6_PORT = 5008
+
+HTTP_BLOCK = """
+client_max_body_size 0;
+server {
+    listen 127.0.0.1:%(http)d;
+    proxy_connect_timeout 10s;
+    proxy_read_timeout 60s;
+    proxy_send_timeout 60s;
+    location / {
+        proxy_pass http://100.64.0.2:80;
+    }
+    location /v6/ {
+        proxy_pass http://[fd7a:115c:a1e0::2]:80/;
+    }
+    location /ws {
+        proxy_pass http://100.64.0.2:80;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+    location /tls/ {
+        proxy_pass https://100.64.0.2:443/;
+        proxy_ssl_verify on;
+        proxy_ssl_trusted_certificate %(cert)s;
+        proxy_ssl_name peer.wgc.test;
+        proxy_ssl_server_name on;
+    }
+}
+"""
+
+STREAM_BLOCK = """
+server { listen 127.0.0.1:%(tcp)d; proxy_pass 100.64.0.2:7;
+         proxy_connect_timeout 10s; }
+server { listen 127.0.0.1:%(udp)d udp; proxy_pass 100.64.0.2:7;
+         proxy_timeout 5s; }
+server { listen 127.0.0.1:%(tcp6)d; proxy_pass [fd7a:115c:a1e0::2]:7;
+         proxy_connect_timeout 10s; }
+server { listen 127.0.0.1:%(udp6)d udp; proxy_pass [fd7a:115c:a1e0::2]:7;
+         proxy_timeout 5s; }
+"""
+
+
+def proxy_conf(ov, endpoint=True, keepalive=25, workers=1):
+    cert = ov.services.cert if ov.services and ov.services.cert else "/dev/null"
+    return build_conf(
+        wgconn=ov.wgconn_block(endpoint=endpoint, keepalive=keepalive),
+        http=HTTP_BLOCK % {"http": HTTP_PORT, "cert": cert},
+        stream=STREAM_BLOCK % {"tcp": TCP_PORT, "udp": UDP_PORT,
+                               "tcp6": TCP6_PORT, "udp6": UDP6_PORT},
+        workers=workers)
+
+
+def start_nginx(ov, **kw):
+    n = ov.nginx(proxy_conf(ov, **kw))
+    rc, out = n.test()
+    assert rc == 0, out
+    n.start(wait_ports=[HTTP_PORT, TCP_PORT, (UDP_PORT, "udp")])
+    return n
+
+
+def assert_clean(n):
+    bad = n.alerts()
+    assert not bad, "nginx alerts:\n" + "\n".join(bad[-20:])
+
+
+def url(path):
+    return "http://127.0.0.1:%d%s" % (HTTP_PORT, path)
+
+
+@pytest.fixture
+def proxied(overlay, nginx_module):
+    """nginx up in ns A, both sides know each other's endpoint."""
+    n = start_nginx(overlay)
+    yield overlay, n
+    assert_clean(n)
+
+
+# -- http ----------------------------------------------------------------
+
+def test_get_hello(proxied):
+    ov, n = proxied
+    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+
+
+def test_get_hello_ipv6_upstream(proxied):
+    ov, n = proxied
+    cp = curl(ov.ns_a, url("/v6/"), timeout=30, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+
+
+def test_keepalive_sequence_of_small_requests(proxied):
+    ov, n = proxied
+    # 50 requests on one client connection, each a new upstream connection
+    urls = [url("/small")] * 50
+    cp = curl(ov.ns_a, urls[0], *urls[1:], timeout=60, check=False)
+    assert cp.returncode == 0 and cp.stdout == "ok\n" * 50, \
+        (cp.stderr, ov.diagnostics())
+
+
+def _download(ov, size, timeout):
+    digest, got, rc, err = curl_sha256(ov.ns_a, url("/bytes/%d" % size),
+                                       timeout=timeout)
+    assert rc == 0, (err, ov.diagnostics())
+    assert got == size
+    assert digest == expected_sha256(size)
+
+
+def test_download_64m(proxied):
+    _download(proxied[0], 64 << 20, timeout=120)
+
+
+@pytest.mark.slow
+def test_download_256m(proxied):
+    _download(proxied[0], 256 << 20, timeout=300)
+
+
+def _upload(ov, tmp_path, size, timeout):
+    path = write_pattern_file(str(tmp_path / "upload.bin"), size)
+    try:
+        digest, got = upload_sha256(ov.ns_a, url("/sha256"), path,
+                                    timeout=timeout)
+    finally:
+        os.unlink(path)
+    assert got == size, ov.diagnostics()
+    assert digest == expected_sha256(size)
+
+
+def test_upload_64m(proxied, tmp_path):
+    _upload(proxied[0], tmp_path, 64 << 20, timeout=120)
+
+
+@pytest.mark.slow
+def test_upload_256m(proxied, tmp_path):
+    _upload(proxied[0], tmp_path, 256 << 20, timeout=300)
+
+
+def test_websocket_through_proxy(proxied):
+    ov, n = proxied
+    r = ws_echo(ov.ns_a, "127.0.0.1", HTTP_PORT, path="/ws", messages=5,
+                size=20000, timeout=30)
+    assert r["ok"], (r, ov.diagnostics())
+
+
+def test_proxy_ssl_to_peer(proxied):
+    ov, n = proxied
+    cp = curl(ov.ns_a, url("/tls/"), timeout=30, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+
+
+# -- stream --------------------------------------------------------------
+
+@pytest.mark.parametrize("port", [TCP_PORT, TCP6_PORT], ids=["v4", "v6"])
+def test_stream_tcp_echo(proxied, port):
+    ov, n = proxied
+    r = tcp_echo(ov.ns_a, "127.0.0.1", port, nbytes=8 << 20, timeout=60)
+    assert r["ok"], (r, ov.diagnostics())
+
+
+@pytest.mark.parametrize("port", [UDP_PORT, UDP6_PORT], ids=["v4", "v6"])
+def test_stream_udp_echo(proxied, port):
+    ov, n = proxied
+    r = udp_echo(ov.ns_a, "127.0.0.1", port, count=20, size=1000, timeout=20)
+    assert r["ok"], (r, ov.diagnostics())
+
+
+# -- handshakes and ICMP -------------------------------------------------
+
+def test_handshake_initiated_by_nginx(overlay_factory, nginx_module):
+    """The peer has no endpoint for nginx: nginx must initiate."""
+    ov = overlay_factory(peer_knows_node_endpoint=False)
+    n = start_nginx(ov, endpoint=True, keepalive=0)
+    assert ov.peer.endpoint_of(ov.node_pub) is None
+    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+    assert ov.peer.latest_handshake(ov.node_pub) > 0
+    # the peer learned nginx's endpoint from the authenticated initiation
+    assert ov.peer.endpoint_of(ov.node_pub) == ov.node_endpoint, \
+        ov.diagnostics()
+    assert_clean(n)
+
+
+def test_handshake_initiated_by_peer(overlay_factory, nginx_module):
+    """nginx has no endpoint for the peer: only the peer can initiate."""
+    ov = overlay_factory(peer_knows_node_endpoint=True)
+    n = start_nginx(ov, endpoint=False, keepalive=0)
+    # the peer starts the handshake with its first packet (a ping)
+    assert ov.peer.latest_handshake(ov.node_pub) == 0
+    got = nsmod.ping(ov.ns_b, ov.node_v4, count=3, timeout=15)
+    assert ov.peer.latest_handshake(ov.node_pub) > 0, ov.diagnostics()
+    assert got >= 1, ov.diagnostics()
+    # nginx learned the endpoint and can now proxy to the peer
+    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+    assert_clean(n)
+
+
+def test_handshake_peer_keepalive_without_traffic(overlay_factory,
+                                                  nginx_module):
+    """A persistent keepalive on the peer alone establishes the session."""
+    ov = overlay_factory(peer_knows_node_endpoint=True, peer_keepalive=1)
+    n = start_nginx(ov, endpoint=False, keepalive=0)
+    ov.peer.wait_handshake(ov.node_pub, timeout=20)
+    assert_clean(n)
+
+
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_ping_from_peer_answered(proxied, family):
+    ov, n = proxied
+    addr = ov.node_v4 if family == "v4" else ov.node_v6
+    got = nsmod.ping(ov.ns_b, addr, count=5, timeout=15)
+    assert got == 5, ov.diagnostics()
+    got = nsmod.ping(ov.ns_b, addr, count=3, size=1200, timeout=15)
+    assert got == 3, ov.diagnostics()
+
+
+# -- nginx -t rejects bad configuration ----------------------------------
+
+@pytest.fixture
+def cfg(tmp_path, nginx_module, root_env):
+    """Helpers for config-only tests (no namespaces, nothing started)."""
+    class Cfg:
+        node_priv, node_pub = genkey()
+        peer_priv, peer_pub = genkey()
+        key_file = write_key(str(tmp_path / "node.key"), node_priv)
+        nginx = Nginx(str(tmp_path / "prefix"))
+
+        def block(self, key_file=None, allowed="100.64.0.2/32",
+                  peers=None):
+            peers = peers or [self.peer_pub]
+            lines = ["wgconn {",
+                     "    private_key_file  %s;" % (key_file or self.key_file),
+                     "    address           100.64.0.1/32 "
+                     "fd7a:115c:a1e0::1/128;",
+                     "    listen_port       51820;",
+                     "    mtu               1280;"]
+            for i, p in enumerate(peers):
+                lines += ["    peer %s {" % p,
+                          "        allowed_ips  %s;" % (
+                              allowed if i == 0 else "100.64.1.%d/32" % i),
+                          "        endpoint     10.99.250.2:51820;",
+                          "    }"]
+            lines.append("}")
+            return "\n".join(lines) + "\n"
+
+        def test(self, wgconn):
+            conf = build_conf(wgconn=wgconn, http="server { listen "
+                              "127.0.0.1:%d; }" % HTTP_PORT)
+            self.nginx.write_conf(conf)
+            rc, out = self.nginx.test(timeout=30)
+            return conf, rc, out
+    return Cfg()
+
+
+def assert_rejected(conf, rc, out, directive, needle_line, words=()):
+    assert rc != 0, "nginx -t accepted:\n" + out
+    line = line_of(conf, needle_line)
+    assert "nginx.conf:%d" % line in out, \
+        "expected nginx.conf:%d in:\n%s" % (line, out)
+    assert directive in out, "expected %r in:\n%s" % (directive, out)
+    for w in words:
+        assert re.search(w, out, re.I), "expected %r in:\n%s" % (w, out)
+
+
+def test_config_good_is_accepted(cfg):
+    conf, rc, out = cfg.test(cfg.block())
+    assert rc == 0, out
+
+
+def test_config_rejects_bad_key(cfg, tmp_path):
+    bad = str(tmp_path / "bad.key")
+    fd = os.open(bad, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"this-is-not-a-wireguard-key\n")
+    os.close(fd)
+    conf, rc, out = cfg.test(cfg.block(key_file=bad))
+    assert_rejected(conf, rc, out, "private_key_file", "private_key_file")
+
+
+def test_config_rejects_short_key(cfg, tmp_path):
+    short = write_key(str(tmp_path / "short.key"),
+                      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")  # 30 bytes
+    conf, rc, out = cfg.test(cfg.block(key_file=short))
+    assert_rejected(conf, rc, out, "private_key_file", "private_key_file")
+
+
+def test_config_rejects_loose_key_file_mode(cfg, tmp_path):
+    loose = write_key(str(tmp_path / "loose.key"), cfg.node_priv, mode=0o644)
+    conf, rc, out = cfg.test(cfg.block(key_file=loose))
+    assert_rejected(conf, rc, out, "private_key_file", "private_key_file",
+                    words=["0?644|permission|mode"])
+
+
+def test_config_rejects_bad_peer_public_key(cfg):
+    conf, rc, out = cfg.test(cfg.block(peers=["bm90LWEta2V5"]))
+    assert_rejected(conf, rc, out, "peer", "peer bm90LWEta2V5")
+
+
+@pytest.mark.parametrize("cidr", ["100.64.0.2/33", "100.64.0/24",
+                                  "100.64.0.256/32", "fd7a::zz/128",
+                                  "100.64.0.2/"])
+def test_config_rejects_malformed_cidr(cfg, cidr):
+    conf, rc, out = cfg.test(cfg.block(allowed=cidr))
+    assert_rejected(conf, rc, out, "allowed_ips", "allowed_ips  %s" % cidr)
+
+
+def test_config_rejects_duplicate_peer(cfg):
+    conf, rc, out = cfg.test(cfg.block(peers=[cfg.peer_pub, cfg.peer_pub]))
+    assert rc != 0, out
+    lines = [i for i, ln in enumerate(conf.splitlines(), 1)
+             if "peer %s {" % cfg.peer_pub in ln]
+    assert len(lines) == 2
+    assert "nginx.conf:%d" % lines[1] in out, out
+    assert "peer" in out and "duplicate" in out.lower(), out
+
+
+def test_config_rejects_overlapping_allowed_ips(cfg):
+    _, other = genkey()
+    block = cfg.block(peers=[cfg.peer_pub, other])
+    block = block.replace("100.64.1.1/32", "100.64.0.2/32")
+    conf, rc, out = cfg.test(block)
+    assert rc != 0, out
+    assert "allowed_ips" in out and re.search(r"nginx\.conf:\d+", out), out

@@ -38,6 +38,8 @@
 #define IP_FRAG                         1
 #define LWIP_IPV6_REASS                 1
 #define LWIP_IPV6_FRAG                  1
+/* 64-bit pointers do not fit in the fragment header lwIP reuses */
+#define IPV6_FRAG_COPYHEADER            1
 #define IP_DEFAULT_TTL                  64
 
 #define LWIP_ICMP                       1

@@ -108,8 +108,9 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
         return NGX_ERROR;
     }
 
+    /* timer debug logs read ev->data as a connection */
     eng->timer.handler = ngx_wgconn_engine_timer;
-    eng->timer.data = eng;
+    eng->timer.data = eng->udp;
     eng->timer.log = cycle->log;
     eng->timer.cancelable = 1;
 
@@ -390,9 +391,11 @@ ngx_wgconn_engine_read(ngx_event_t *rev)
 static void
 ngx_wgconn_engine_timer(ngx_event_t *ev)
 {
+    ngx_connection_t     *c;
     ngx_wgconn_engine_t  *eng;
 
-    eng = ev->data;
+    c = ev->data;
+    eng = c->data;
 
     ngx_wgconn_engine_arm(eng, wg_device_tick(eng->dev, ngx_wgconn_now()));
 }

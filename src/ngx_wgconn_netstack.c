@@ -34,6 +34,7 @@ static void ngx_wgconn_netstack_timer(ngx_event_t *ev);
 static struct netif   ngx_wgconn_netif;
 static wg_device_t   *ngx_wgconn_netstack_dev;
 static ngx_event_t    ngx_wgconn_netstack_ev;
+static ngx_connection_t  ngx_wgconn_netstack_dummy;
 static ngx_log_t     *ngx_wgconn_netstack_log;
 static ngx_uint_t     ngx_wgconn_lwip_ready;
 static u_char         ngx_wgconn_out_buf[65536];
@@ -107,6 +108,10 @@ ngx_wgconn_netstack_init(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
     netif_set_link_up(&ngx_wgconn_netif);
     netif_set_up(&ngx_wgconn_netif);
 
+    /* timer debug logs read ev->data as a connection */
+    ngx_wgconn_netstack_dummy.fd = (ngx_socket_t) -1;
+
+    ngx_wgconn_netstack_ev.data = &ngx_wgconn_netstack_dummy;
     ngx_wgconn_netstack_ev.handler = ngx_wgconn_netstack_timer;
     ngx_wgconn_netstack_ev.log = cycle->log;
     ngx_wgconn_netstack_ev.cancelable = 1;

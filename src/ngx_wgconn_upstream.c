@@ -20,6 +20,7 @@ typedef struct {
     void                            *data;
     ngx_event_get_peer_pt            get;
     ngx_event_free_peer_pt           free;
+    ngx_event_notify_peer_pt         notify;
 #if (NGX_SSL || NGX_COMPAT)
     ngx_event_set_peer_session_pt    set_session;
     ngx_event_save_peer_session_pt   save_session;
@@ -39,6 +40,8 @@ static ngx_int_t ngx_wgconn_upstream_get(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_wgconn_upstream_free(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
+static void ngx_wgconn_upstream_notify(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t type);
 #if (NGX_SSL || NGX_COMPAT)
 static ngx_int_t ngx_wgconn_upstream_set_session(ngx_peer_connection_t *pc,
     void *data);
@@ -107,16 +110,29 @@ ngx_wgconn_upstream_wrap(ngx_peer_connection_t *pc, ngx_pool_t *pool)
     wp->data = pc->data;
     wp->get = pc->get;
     wp->free = pc->free;
+    wp->notify = pc->notify;
+
+    /* every hook nginx calls with pc->data must see the original data */
 
     pc->data = wp;
     pc->get = ngx_wgconn_upstream_get;
     pc->free = ngx_wgconn_upstream_free;
 
+    if (pc->notify) {
+        pc->notify = ngx_wgconn_upstream_notify;
+    }
+
 #if (NGX_SSL || NGX_COMPAT)
     wp->set_session = pc->set_session;
     wp->save_session = pc->save_session;
-    pc->set_session = ngx_wgconn_upstream_set_session;
-    pc->save_session = ngx_wgconn_upstream_save_session;
+
+    if (pc->set_session) {
+        pc->set_session = ngx_wgconn_upstream_set_session;
+    }
+
+    if (pc->save_session) {
+        pc->save_session = ngx_wgconn_upstream_save_session;
+    }
 #endif
 
     return NGX_OK;
@@ -154,6 +170,16 @@ ngx_wgconn_upstream_free(ngx_peer_connection_t *pc, void *data,
 }
 
 
+static void
+ngx_wgconn_upstream_notify(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t type)
+{
+    ngx_wgconn_upstream_peer_t  *wp = data;
+
+    wp->notify(pc, wp->data, type);
+}
+
+
 #if (NGX_SSL || NGX_COMPAT)
 
 static ngx_int_t
@@ -179,7 +205,8 @@ ngx_wgconn_upstream_save_session(ngx_peer_connection_t *pc, void *data)
 /*
  * Returns NGX_AGAIN with pc->connection set but not yet in the event
  * loop: nginx arms proxy_connect_timeout on its write event, and the write
- * event fires only when the overlay connection is established.
+ * event fires only when the overlay connection is established.  NGX_OK
+ * would make nginx open a socket of its own.
  */
 
 static ngx_int_t
@@ -256,7 +283,8 @@ ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
                                 pc->log, ngx_wgconn_upstream_opened, pending);
 
     if (rc == NGX_OK) {
-        return c->read->active ? NGX_OK : NGX_AGAIN;
+        /* NGX_DONE: connected already (UDP), as keepalive hands over */
+        return c->read->active ? NGX_DONE : NGX_AGAIN;
     }
 
     ngx_free(pending);

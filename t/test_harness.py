@@ -150,3 +150,11 @@ def test_overlay_wgconn_block_renders(root_env, tmp_path):
     import os
     import stat
     assert stat.S_IMODE(os.stat(ov.node_key_file).st_mode) == 0o600
+
+
+def test_http_load_client(two_peers):
+    from harness.services import http_load
+    ov = two_peers
+    r = http_load(ov.ns_a, ov.peer_v4, 80, path="/small", count=300,
+                  concurrency=50, timeout=60)
+    assert r["ok"], r

@@ -9,14 +9,16 @@ Clients run inside ns A and talk to nginx on 127.0.0.1 only.
 
 import os
 import re
+import time
 
 import pytest
 
 from harness import netns as nsmod
 from harness.nginx import Nginx, build_conf, line_of
-from harness.services import (curl, curl_sha256, expected_sha256, tcp_echo,
-                              udp_echo, upload_sha256, write_pattern_file,
-                              ws_echo)
+from harness.services import (curl, curl_sha256, expected_sha256,
+                              finish_background, http_load,
+                              http_load_background, tcp_echo, udp_echo,
+                              upload_sha256, write_pattern_file, ws_echo)
 from harness.wgpeer import genkey, write_key
 
 pytestmark = pytest.mark.nginx_module
@@ -26,6 +28,7 @@ TCP_PORT = 5007          # stream -> 100.64.0.2:7 tcp
 UDP_PORT = 5007          # stream udp -> 100.64.0.2:7
 TCP6_PORT = 5008         # stream -> [fd7a:115c:a1e0::2]:7
 UDP6_PORT = 5008
+HALF_PORT = 5009         # stream -> 100.64.0.2:7 with proxy_half_close
 
 HTTP_BLOCK = """
 client_max_body_size 0;
@@ -65,6 +68,8 @@ server { listen 127.0.0.1:%(tcp6)d; proxy_pass [fd7a:115c:a1e0::2]:7;
          proxy_connect_timeout 10s; }
 server { listen 127.0.0.1:%(udp6)d udp; proxy_pass [fd7a:115c:a1e0::2]:7;
          proxy_timeout 5s; }
+server { listen 127.0.0.1:%(half)d; proxy_pass 100.64.0.2:7;
+         proxy_half_close on; proxy_connect_timeout 10s; }
 """
 
 
@@ -74,7 +79,8 @@ def proxy_conf(ov, endpoint=True, keepalive=25, workers=1):
         wgconn=ov.wgconn_block(endpoint=endpoint, keepalive=keepalive),
         http=HTTP_BLOCK % {"http": HTTP_PORT, "cert": cert},
         stream=STREAM_BLOCK % {"tcp": TCP_PORT, "udp": UDP_PORT,
-                               "tcp6": TCP6_PORT, "udp6": UDP6_PORT},
+                               "tcp6": TCP6_PORT, "udp6": UDP6_PORT,
+                               "half": HALF_PORT},
         workers=workers)
 
 
@@ -185,6 +191,14 @@ def test_proxy_ssl_to_peer(proxied):
 def test_stream_tcp_echo(proxied, port):
     ov, n = proxied
     r = tcp_echo(ov.ns_a, "127.0.0.1", port, nbytes=8 << 20, timeout=60)
+    assert r["ok"], (r, ov.diagnostics())
+
+
+def test_stream_tcp_half_close(proxied):
+    """Our FIN travels to the peer; the echo of everything still returns."""
+    ov, n = proxied
+    r = tcp_echo(ov.ns_a, "127.0.0.1", HALF_PORT, nbytes=4 << 20,
+                 timeout=60, half_close=True)
     assert r["ok"], (r, ov.diagnostics())
 
 
@@ -353,3 +367,72 @@ def test_config_rejects_overlapping_allowed_ips(cfg):
     conf, rc, out = cfg.test(block)
     assert rc != 0, out
     assert "allowed_ips" in out and re.search(r"nginx\.conf:\d+", out), out
+
+
+# -- load, reload, peer restart, rekey -----------------------------------
+
+def test_200_concurrent_requests_4_workers(overlay, nginx_module):
+    n = start_nginx(overlay, workers=4)
+    assert len(n.workers()) == 4
+    r = http_load(overlay.ns_a, "127.0.0.1", HTTP_PORT, path="/small",
+                  count=200, concurrency=200, req_timeout=20, timeout=90)
+    assert r["ok"], (r, overlay.diagnostics())
+    # spread: more than one worker served (round robin by the kernel)
+    assert_clean(n)
+
+
+def test_reload_under_load(overlay, nginx_module):
+    ov = overlay
+    n = start_nginx(ov, workers=2)
+    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    node_port_before = ov.peer.endpoint_of(ov.node_pub)
+    p = http_load_background(ov.ns_a, "127.0.0.1", HTTP_PORT, path="/small",
+                             count=3000, concurrency=20, req_timeout=10,
+                             timeout=45)
+    try:
+        for _ in range(3):
+            time.sleep(1.0)
+            n.reload(timeout=20)
+    finally:
+        r = finish_background(p, timeout=70)
+    assert r["ok"], (r, ov.diagnostics())
+    # same identity and UDP port: the peer still talks to the same endpoint
+    assert ov.peer.endpoint_of(ov.node_pub) == node_port_before
+    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
+    assert cp.stdout == "hello from peer\n", (cp.stderr, ov.diagnostics())
+    assert_clean(n)
+
+
+def test_peer_restart_recovers_without_nginx_restart(proxied):
+    ov, n = proxied
+    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    master = n.master_pid
+    ov.restart_peer()            # same static key, all sessions gone
+    deadline = time.monotonic() + 60
+    last = None
+    while time.monotonic() < deadline:
+        last = curl(ov.ns_a, url("/"), timeout=10, check=False)
+        if last.returncode == 0 and last.stdout == "hello from peer\n":
+            break
+        time.sleep(1)
+    assert last.stdout == "hello from peer\n", (last.stderr,
+                                                ov.diagnostics())
+    assert n.master_pid == master and n.running
+    assert ov.peer.latest_handshake(ov.node_pub) > 0
+
+
+@pytest.mark.slow
+def test_transfer_spanning_rekey(proxied):
+    """A download running longer than REKEY_AFTER_TIME (120 s) completes
+    intact: the session is rekeyed under it."""
+    ov, n = proxied
+    size = 130 << 20             # at 1 MiB/s: ~130 s
+    first = ov.peer.wait_handshake(ov.node_pub, timeout=20) \
+        if ov.peer.latest_handshake(ov.node_pub) == 0 \
+        else ov.peer.latest_handshake(ov.node_pub)
+    digest, got, rc, err = curl_sha256(ov.ns_a, url("/bytes/%d" % size),
+                                       "--limit-rate", "1M", timeout=200)
+    assert rc == 0, (err, ov.diagnostics())
+    assert got == size and digest == expected_sha256(size)
+    assert ov.peer.latest_handshake(ov.node_pub) > first, \
+        "no new handshake during the transfer:\n" + ov.diagnostics()

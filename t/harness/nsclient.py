@@ -5,6 +5,8 @@
     nsclient.py [--timeout S] udp-echo HOST PORT [--count N] [--size B]
     nsclient.py [--timeout S] ws-echo HOST PORT [--path P] [--count N] [--size B]
     nsclient.py [--timeout S] tcp-connect HOST PORT
+    nsclient.py [--timeout S] http-load HOST PORT [--path P] [--count N]
+                [--concurrency C] [--req-timeout S] [--expect BODY]
 """
 
 import argparse
@@ -37,7 +39,8 @@ def tcp_echo(a):
             for c in pattern_chunks(a.bytes):
                 sent_h.update(c)
                 s.sendall(c)
-            s.shutdown(socket.SHUT_WR)
+            if a.half_close:
+                s.shutdown(socket.SHUT_WR)
         except OSError as e:
             err.append(repr(e))
     t = threading.Thread(target=sender, daemon=True)
@@ -45,12 +48,18 @@ def tcp_echo(a):
     h = hashlib.sha256()
     n = 0
     t0 = time.monotonic()
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        h.update(d)
-        n += len(d)
+    # without half-close, stop once everything came back: a proxy in
+    # between (nginx stream without proxy_half_close) would otherwise end
+    # the whole session on our FIN before the echo drained
+    try:
+        while n < a.bytes or a.half_close:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+    except OSError as e:
+        err.append(repr(e))
     t.join(a.timeout)
     s.close()
     dt = time.monotonic() - t0
@@ -146,6 +155,64 @@ def ws_echo(a):
             "sent": a.count}
 
 
+def http_load(a):
+    """a.count GETs of a.path over a.concurrency threads, each thread on
+    its own keep-alive connection (reconnecting after errors)."""
+    import http.client
+    lock = threading.Lock()
+    st = {"ok": 0, "failed": 0, "errors": {}}
+    todo = iter(range(a.count))
+    deadline = time.monotonic() + a.timeout
+    expect = a.expect.encode() if a.expect else None
+
+    def worker():
+        conn = None
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                break
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(a.host, a.port,
+                                                      timeout=a.req_timeout)
+                conn.request("GET", a.path)
+                r = conn.getresponse()
+                body = r.read()
+                good = r.status == 200 and (expect is None or body == expect)
+                err = None if good else "status %d" % r.status
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except Exception as e:  # noqa: BLE001 - counted
+                good, err = False, type(e).__name__
+                if conn is not None:
+                    conn.close()
+                conn = None
+            with lock:
+                if good:
+                    st["ok"] += 1
+                else:
+                    st["failed"] += 1
+                    st["errors"][err] = st["errors"].get(err, 0) + 1
+        if conn is not None:
+            conn.close()
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker, daemon=True)
+          for _ in range(a.concurrency)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(max(0.1, deadline - time.monotonic() + 1))
+    dt = time.monotonic() - t0
+    done = st["ok"] + st["failed"]
+    return {"ok": st["failed"] == 0 and done == a.count,
+            "requests": a.count, "succeeded": st["ok"],
+            "failed": st["failed"], "not_done": a.count - done,
+            "errors": st["errors"], "seconds": round(dt, 3),
+            "rps": round(done / dt, 1) if dt else 0}
+
+
 def tcp_connect(a):
     t0 = time.monotonic()
     try:
@@ -166,16 +233,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("cmd", choices=["tcp-echo", "udp-echo", "ws-echo",
-                                    "tcp-connect"])
+                                    "tcp-connect", "http-load"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("--bytes", type=int, default=1 << 20)
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--path", default="/ws")
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--half-close", action="store_true",
+                    help="tcp-echo: shutdown(SHUT_WR) after sending, "
+                         "read until EOF")
+    ap.add_argument("--req-timeout", type=float, default=10.0)
+    ap.add_argument("--expect", default=None)
     a = ap.parse_args()
     fn = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "ws-echo": ws_echo,
-          "tcp-connect": tcp_connect}[a.cmd]
+          "tcp-connect": tcp_connect, "http-load": http_load}[a.cmd]
     try:
         r = fn(a)
     except Exception as e:  # noqa: BLE001 - reported as JSON

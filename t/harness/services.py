@@ -184,11 +184,13 @@ def nsclient(netns, *args, timeout=30.0):
                               cp.stderr))
 
 
-def tcp_echo(netns, host, port=7, nbytes=1 << 20, timeout=30.0):
-    """True if nbytes sent to the TCP echo service come back identical."""
-    r = nsclient(netns, "tcp-echo", host, str(port), "--bytes", str(nbytes),
-                 timeout=timeout)
-    return r
+def tcp_echo(netns, host, port=7, nbytes=1 << 20, timeout=30.0,
+             half_close=False):
+    """Send nbytes to a TCP echo service; result["ok"] if they came back
+    identical.  half_close: shut down our sending side and read to EOF."""
+    extra = ["--half-close"] if half_close else []
+    return nsclient(netns, "tcp-echo", host, str(port), "--bytes",
+                    str(nbytes), *extra, timeout=timeout)
 
 
 def udp_echo(netns, host, port=7, count=20, size=512, timeout=10.0):
@@ -202,3 +204,39 @@ def ws_echo(netns, host, port=80, path="/ws", messages=5, size=1000,
     return nsclient(netns, "ws-echo", host, str(port), "--path", path,
                     "--count", str(messages), "--size", str(size),
                     timeout=timeout)
+
+
+def http_load_args(host, port, path="/small", count=200, concurrency=50,
+                   req_timeout=10.0, expect="ok\n"):
+    a = ["http-load", host, str(port), "--path", path, "--count", str(count),
+         "--concurrency", str(concurrency), "--req-timeout", str(req_timeout)]
+    if expect is not None:
+        a += ["--expect", expect]
+    return a
+
+
+def http_load(netns, host, port, timeout=60.0, **kw):
+    """Concurrent GETs from inside netns; returns the nsclient result."""
+    return nsclient(netns, *http_load_args(host, port, **kw), timeout=timeout)
+
+
+def http_load_background(netns, host, port, timeout=60.0, **kw):
+    """Start http-load in the background; returns a Popen whose stdout's
+    last line is the JSON result (see finish_background)."""
+    argv = ["ip", "netns", "exec", netns, PYTHON, NSCLIENT, "--timeout",
+            str(timeout)] + http_load_args(host, port, **kw)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish_background(p, timeout):
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=5)
+        raise HarnessError("background client timed out: %s" % err)
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise HarnessError("background client: %r %r" % (out, err))

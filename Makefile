@@ -28,13 +28,13 @@ SRCS       := $(wildcard src/*.c src/*.h) config
 all: module
 
 deps: $(B)/.deps
-$(B)/.deps: scripts/deps.sh
+$(B)/.deps: scripts/deps.sh $(wildcard patches/*.patch)
 	bash scripts/deps.sh
 	touch $@
 
 lwip: $(B)/lwip/liblwip.a
 
-$(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h | $(B)/.deps
+$(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h $(B)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wno-address -Wno-unused-variable -Isrc \
 	    -I$(LWIP_SRC)/src/include -c $< -o $@

@@ -22,6 +22,11 @@ then
         || { tail -30 "$b/configure.log"; exit 1; }
 fi
 
+# the glue includes lwIP's headers, which nginx's Makefile does not track
+if [ "$b/lwip/liblwip.a" -nt "$ngx/objs/ngx_wgconn_module.so" ]; then
+    find "$ngx/objs/addon" -name "*.o" -delete
+fi
+
 make -s -C "$ngx" -f objs/Makefile objs/ngx_wgconn_module.so \
     >"$b/make.log" 2>&1 || { cat "$b/make.log"; exit 1; }
 # the build is kept warning-free: show any warning the compiler printed

@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 src=$top/build/src
 
-need=(gcc make pkg-config dpkg-dev nginx nginx-dev libnginx-mod-stream
+need=(gcc make patch pkg-config dpkg-dev nginx nginx-dev libnginx-mod-stream
       libssl-dev libsodium-dev libjansson-dev)
 missing=()
 for p in "${need[@]}"; do
@@ -39,14 +39,21 @@ if [ ${#missing[@]} -gt 0 ]; then
         --no-install-recommends "${missing[@]}"
 fi
 
-if [ ! -d "$src/lwip" ]; then
-    rm -rf "$src/lwip.tmp"
+# lwIP: Debian's source package with Debian's patches, then ours
+# (patches/lwip-*.patch); re-extracted whenever our patches change
+stamp=$(cat "$top"/patches/lwip-*.patch 2>/dev/null | sha256sum | cut -c1-16)
+if [ "$(cat "$src/lwip/.wgconn-patches" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$src/lwip" "$src/lwip.tmp" "$top/build/lwip"
     mkdir -p "$src/lwip.tmp"
     (cd "$src/lwip.tmp" && apt-get source -qq --download-only lwip \
-        && dpkg-source -x lwip_*.dsc lwip >/dev/null)
+        && dpkg-source -x lwip_*.dsc lwip >/dev/null 2>&1)
+    for p in "$top"/patches/lwip-*.patch; do
+        [ -e "$p" ] || continue
+        patch -s -d "$src/lwip.tmp/lwip" -p1 < "$p"
+    done
+    echo "$stamp" > "$src/lwip.tmp/lwip/.wgconn-patches"
     mv "$src/lwip.tmp/lwip" "$src/lwip"
     rm -rf "$src/lwip.tmp"
 fi
-grep -q '2\.1\.3' "$src/lwip/src/include/lwip/init.h" 2>/dev/null \
-    || grep -q 'LWIP_VERSION_REVISION *3' "$src/lwip/src/include/lwip/init.h" \
+grep -q 'LWIP_VERSION_REVISION *3' "$src/lwip/src/include/lwip/init.h" \
     || { echo "deps: expected lwIP 2.1.3 in $src/lwip" >&2; exit 1; }

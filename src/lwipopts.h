@@ -85,6 +85,15 @@
 #define TCP_SYNMAXRTX                   6
 #define LWIP_TCP_TIMESTAMPS             0
 
+/*
+ * lwIP counts RTO in ticks of 2 * TCP_TMR_INTERVAL and leaves fast
+ * recovery on the first partial ACK, so a burst lost at a peer whose
+ * socket buffer overflowed is recovered by RTO: 100 ms ticks keep that
+ * near Linux's 200 ms minimum instead of lwIP's default 1 s; the delayed
+ * ACK timer follows at 50 ms
+ */
+#define TCP_TMR_INTERVAL                50
+
 #define LWIP_CHECKSUM_ON_COPY           1
 #define CHECKSUM_CHECK_IP               0
 #define CHECKSUM_CHECK_UDP              0

@@ -59,6 +59,10 @@ typedef struct {
 
 typedef struct ngx_wgconn_engine_s  ngx_wgconn_engine_t;
 typedef struct ngx_wgconn_flow_s    ngx_wgconn_flow_t;
+typedef struct ngx_wgconn_udp_s     ngx_wgconn_udp_t;
+
+typedef void (*ngx_wgconn_udp_recv_pt)(void *data, u_char *buf, size_t len,
+    wg_endpoint_t *from);
 
 
 /*
@@ -85,6 +89,14 @@ wg_device_t *ngx_wgconn_engine_device(ngx_wgconn_engine_t *eng);
 uint64_t ngx_wgconn_now(void);
 void ngx_wgconn_engine_deliver(ngx_wgconn_engine_t *eng, u_char *pkt,
     size_t len);
+
+/* ngx_wgconn_udp.c: the node's UDP socket, batched both ways */
+ngx_wgconn_udp_t *ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port,
+    size_t max_msg, ngx_wgconn_udp_recv_pt recv, void *data);
+void ngx_wgconn_udp_close(ngx_wgconn_udp_t *u);
+void ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
+    const u_char *msg, size_t len);
+void ngx_wgconn_udp_unmap(wg_endpoint_t *ep);
 
 /* ngx_wgconn_netstack.c: lwIP on one netif */
 ngx_int_t ngx_wgconn_netstack_init(ngx_cycle_t *cycle,

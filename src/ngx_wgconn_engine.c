@@ -13,28 +13,22 @@
 #include "ngx_wgconn.h"
 
 
-#define NGX_WGCONN_RECV_BATCH   64
-#define NGX_WGCONN_RECV_SIZE    2048
-#define NGX_WGCONN_SOCKBUF      (8 * 1024 * 1024)
-
-
 struct ngx_wgconn_engine_s {
     ngx_cycle_t               *cycle;
     ngx_log_t                 *log;
     wg_device_t               *dev;
-    ngx_connection_t          *udp;
+    ngx_wgconn_udp_t          *udp;
     ngx_event_t                timer;
+    ngx_connection_t           dummy;      /* the timer's ev->data */
     ngx_uint_t                 mtu;
-    uint64_t                   oversize;   /* truncated datagrams */
 };
 
 
 static ngx_int_t ngx_wgconn_engine_add_peers(ngx_wgconn_engine_t *eng,
     ngx_wgconn_conf_t *wcf);
 static unsigned ngx_wgconn_prefix_len(ngx_cidr_t *cidr);
-static ngx_int_t ngx_wgconn_engine_listen(ngx_wgconn_engine_t *eng,
-    ngx_wgconn_conf_t *wcf);
-static void ngx_wgconn_engine_read(ngx_event_t *rev);
+static void ngx_wgconn_engine_input(void *data, u_char *buf, size_t len,
+    wg_endpoint_t *from);
 static void ngx_wgconn_engine_timer(ngx_event_t *ev);
 static void ngx_wgconn_engine_arm(ngx_wgconn_engine_t *eng, uint64_t next);
 static void ngx_wgconn_dev_send(void *ctx, wg_peer_t *peer,
@@ -100,17 +94,30 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 
     wg_device_set_mtu(eng->dev, wcf->mtu);
 
-    if (ngx_wgconn_engine_add_peers(eng, wcf) != NGX_OK
-        || ngx_wgconn_netstack_init(cycle, wcf, eng->dev) != NGX_OK
-        || ngx_wgconn_engine_listen(eng, wcf) != NGX_OK)
+    /* a datagram is at most an MTU-sized packet, padded, plus overhead */
+
+    eng->udp = ngx_wgconn_udp_open(cycle, (in_port_t) wcf->listen_port,
+                                   wcf->mtu + 16 + WG_MSG_OVERHEAD + 64,
+                                   ngx_wgconn_engine_input, eng);
+
+    if (eng->udp == NULL
+        || ngx_wgconn_engine_add_peers(eng, wcf) != NGX_OK
+        || ngx_wgconn_netstack_init(cycle, wcf, eng->dev) != NGX_OK)
     {
+        if (eng->udp) {
+            ngx_wgconn_udp_close(eng->udp);
+        }
+
         wg_device_destroy(eng->dev);
         return NGX_ERROR;
     }
 
     /* timer debug logs read ev->data as a connection */
+    eng->dummy.fd = (ngx_socket_t) -1;
+    eng->dummy.data = eng;
+
     eng->timer.handler = ngx_wgconn_engine_timer;
-    eng->timer.data = eng->udp;
+    eng->timer.data = &eng->dummy;
     eng->timer.log = cycle->log;
     eng->timer.cancelable = 1;
 
@@ -147,7 +154,7 @@ ngx_wgconn_engine_stop(void)
     }
 
     if (eng->udp) {
-        ngx_close_connection(eng->udp);
+        ngx_wgconn_udp_close(eng->udp);
         eng->udp = NULL;
     }
 
@@ -236,155 +243,21 @@ ngx_wgconn_prefix_len(ngx_cidr_t *cidr)
 }
 
 
-static ngx_int_t
-ngx_wgconn_engine_listen(ngx_wgconn_engine_t *eng, ngx_wgconn_conf_t *wcf)
-{
-    int                   zero, size;
-    ngx_socket_t          s;
-    ngx_connection_t     *c;
-    struct sockaddr_in6   sin6;
-
-    /* one dual-stack socket carries IPv4 and IPv6 peers */
-
-    s = ngx_socket(AF_INET6, SOCK_DGRAM, 0);
-    if (s == (ngx_socket_t) -1) {
-        ngx_log_error(NGX_LOG_EMERG, eng->log, ngx_socket_errno,
-                      "wgconn: " ngx_socket_n " failed");
-        return NGX_ERROR;
-    }
-
-    zero = 0;
-    size = NGX_WGCONN_SOCKBUF;
-
-    (void) setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(int));
-
-    /*
-     * a burst of full-sized datagrams must not overflow the buffers; past
-     * net.core.rmem_max only with CAP_NET_ADMIN, else as large as allowed
-     */
-    if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(int)) == -1) {
-        (void) setsockopt(s, SOL_SOCKET, SO_RCVBUF, &size, sizeof(int));
-    }
-
-    if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(int)) == -1) {
-        (void) setsockopt(s, SOL_SOCKET, SO_SNDBUF, &size, sizeof(int));
-    }
-
-    ngx_memzero(&sin6, sizeof(struct sockaddr_in6));
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons((in_port_t) wcf->listen_port);
-
-    if (bind(s, (struct sockaddr *) &sin6, sizeof(sin6)) == -1) {
-        ngx_log_error(NGX_LOG_EMERG, eng->log, ngx_socket_errno,
-                      "wgconn: bind() to udp port %i failed",
-                      wcf->listen_port);
-        ngx_close_socket(s);
-        return NGX_ERROR;
-    }
-
-    if (ngx_nonblocking(s) == -1) {
-        ngx_close_socket(s);
-        return NGX_ERROR;
-    }
-
-    c = ngx_get_connection(s, eng->log);
-    if (c == NULL) {
-        ngx_close_socket(s);
-        return NGX_ERROR;
-    }
-
-    c->type = SOCK_DGRAM;
-    c->data = eng;
-    c->read->handler = ngx_wgconn_engine_read;
-    c->read->log = eng->log;
-    c->write->log = eng->log;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-        ngx_close_connection(c);
-        return NGX_ERROR;
-    }
-
-    eng->udp = c;
-
-    return NGX_OK;
-}
-
-
-/*
- * The read handler drains the socket: with edge-triggered epoll a
- * partial read would strand datagrams until the next one arrives.
- */
-
 static void
-ngx_wgconn_engine_read(ngx_event_t *rev)
+ngx_wgconn_engine_input(void *data, u_char *buf, size_t len,
+    wg_endpoint_t *from)
 {
-    int                   i, n;
-    ngx_err_t             err;
-    wg_result_t           rc;
-    ngx_connection_t     *c;
-    ngx_wgconn_engine_t  *eng;
+    ngx_wgconn_engine_t *eng = data;
 
-    static wg_endpoint_t  from[NGX_WGCONN_RECV_BATCH];
-    static struct iovec   iov[NGX_WGCONN_RECV_BATCH];
-    static struct mmsghdr msgs[NGX_WGCONN_RECV_BATCH];
-    static u_char         bufs[NGX_WGCONN_RECV_BATCH][NGX_WGCONN_RECV_SIZE];
+    wg_result_t  rc;
 
-    c = rev->data;
-    eng = c->data;
+    rc = wg_device_input(eng->dev, buf, len, from, ngx_wgconn_now());
 
-    for ( ;; ) {
-
-        for (i = 0; i < NGX_WGCONN_RECV_BATCH; i++) {
-            iov[i].iov_base = bufs[i];
-            iov[i].iov_len = NGX_WGCONN_RECV_SIZE;
-            msgs[i].msg_hdr.msg_name = &from[i].addr;
-            msgs[i].msg_hdr.msg_namelen = sizeof(from[i].addr);
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_control = NULL;
-            msgs[i].msg_hdr.msg_controllen = 0;
-            msgs[i].msg_hdr.msg_flags = 0;
-        }
-
-        n = recvmmsg(c->fd, msgs, NGX_WGCONN_RECV_BATCH, 0, NULL);
-
-        if (n == -1) {
-            err = ngx_socket_errno;
-
-            if (err == NGX_EAGAIN || err == NGX_EINTR) {
-                break;
-            }
-
-            ngx_log_error(NGX_LOG_ALERT, eng->log, err,
-                          "wgconn: recvmmsg() failed");
-            break;
-        }
-
-        for (i = 0; i < n; i++) {
-            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                eng->oversize++;
-                continue;
-            }
-
-            from[i].len = msgs[i].msg_hdr.msg_namelen;
-
-            rc = wg_device_input(eng->dev, bufs[i], msgs[i].msg_len,
-                                 &from[i], ngx_wgconn_now());
-
-            if (rc != WG_OK) {
-                ngx_log_debug2(NGX_LOG_DEBUG_EVENT, eng->log, 0,
-                               "wgconn: dropped datagram of %ui bytes: %s",
-                               (ngx_uint_t) msgs[i].msg_len,
-                               wg_result_str(rc));
-            }
-        }
-
-        if (n < NGX_WGCONN_RECV_BATCH) {
-            break;
-        }
+    if (rc != WG_OK) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, eng->log, 0,
+                       "wgconn: dropped datagram of %uz bytes: %s",
+                       len, wg_result_str(rc));
     }
-
-    ngx_wgconn_engine_arm(eng, wg_device_tick(eng->dev, ngx_wgconn_now()));
 }
 
 
@@ -411,9 +284,12 @@ ngx_wgconn_engine_arm(ngx_wgconn_engine_t *eng, uint64_t next)
 
     delay = (next > now) ? (ngx_msec_t) ((next - now) / 1000000) : 1;
 
-    /* a coarse cap keeps a missed deadline from stalling the device */
-    if (delay > 1000) {
-        delay = 1000;
+    /*
+     * input and output can bring a deadline earlier without telling us:
+     * a cap bounds how late such a timer runs
+     */
+    if (delay > 250) {
+        delay = 250;
     }
 
     if (delay == 0) {
@@ -430,42 +306,8 @@ ngx_wgconn_dev_send(void *ctx, wg_peer_t *peer, const wg_endpoint_t *ep,
 {
     ngx_wgconn_engine_t *eng = ctx;
 
-    ssize_t              n;
-    ngx_err_t            err;
-    struct sockaddr_in6  sin6;
-    struct sockaddr     *sa;
-    socklen_t            socklen;
-
-    if (eng->udp == NULL) {
-        return;
-    }
-
-    sa = (struct sockaddr *) &ep->addr;
-    socklen = ep->len;
-
-    /* the socket is dual-stack: IPv4 peers are addressed v4-mapped */
-
-    if (sa->sa_family == AF_INET) {
-        ngx_memzero(&sin6, sizeof(struct sockaddr_in6));
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = ep->addr.in.sin_port;
-        sin6.sin6_addr.s6_addr[10] = 0xff;
-        sin6.sin6_addr.s6_addr[11] = 0xff;
-        ngx_memcpy(&sin6.sin6_addr.s6_addr[12], &ep->addr.in.sin_addr, 4);
-        sa = (struct sockaddr *) &sin6;
-        socklen = sizeof(struct sockaddr_in6);
-    }
-
-    n = sendto(eng->udp->fd, msg, len, 0, sa, socklen);
-
-    if (n == -1) {
-        err = ngx_socket_errno;
-
-        /* UDP: a full socket buffer is a lost packet, as on a wire */
-        if (err != NGX_EAGAIN) {
-            ngx_log_error(NGX_LOG_ERR, eng->log, err,
-                          "wgconn: sendto() failed");
-        }
+    if (eng->udp) {
+        ngx_wgconn_udp_send(eng->udp, ep, msg, len);
     }
 }
 

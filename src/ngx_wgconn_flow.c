@@ -20,6 +20,7 @@
 
 
 #define NGX_WGCONN_FLOW_BUF   65536
+#define NGX_WGCONN_TCP_CHUNK  0xffff      /* tcp_write() takes a u16_t */
 
 
 struct ngx_wgconn_flow_s {
@@ -272,6 +273,10 @@ ngx_wgconn_tcp_sent(void *arg, struct tcp_pcb *tpcb, u16_t len)
 {
     ngx_wgconn_flow_t *flow = arg;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, &flow->log, 0,
+                   "wgconn flow: %ui bytes acked, ready:%d eof:%d",
+                   (ngx_uint_t) len, flow->c->read->ready, flow->local_eof);
+
     /* room in the send buffer again: pull more from the socket */
 
     if (flow->c->read->ready && !flow->local_eof) {
@@ -367,11 +372,15 @@ ngx_wgconn_flow_read(ngx_event_t *rev)
     }
 
     while (!flow->local_eof) {
-        size = ngx_min(tcp_sndbuf(flow->tpcb), NGX_WGCONN_FLOW_BUF);
+        size = ngx_min(tcp_sndbuf(flow->tpcb), NGX_WGCONN_TCP_CHUNK);
 
         if (size == 0 || tcp_sndqueuelen(flow->tpcb) >= TCP_SND_QUEUELEN - 4)
         {
             /* tcp_sent() resumes reading */
+            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, &flow->log, 0,
+                           "wgconn flow: send buffer full, %uz free, "
+                           "%ui queued", size,
+                           (ngx_uint_t) tcp_sndqueuelen(flow->tpcb));
             break;
         }
 

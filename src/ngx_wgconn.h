@@ -112,8 +112,17 @@ void ngx_wgconn_flow_close_all(void);
 
 /* ngx_wgconn_bridge.c: workers reach the engine */
 ngx_int_t ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle);
-ngx_int_t ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle,
-    ngx_uint_t engine);
+ngx_int_t ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle);
+void ngx_wgconn_bridge_exit_process(void);
+ngx_uint_t ngx_wgconn_bridge_engine_fds(int *fds, ngx_uint_t max);
+void ngx_wgconn_bridge_close_engine_fds(void);
+ngx_int_t ngx_wgconn_bridge_engine_channel(ngx_cycle_t *cycle,
+    ngx_socket_t fd);
+
+/* ngx_wgconn_process.c: the engine process, outliving reloads */
+ngx_int_t ngx_wgconn_process_init_module(ngx_cycle_t *cycle,
+    ngx_wgconn_conf_t *wcf);
+void ngx_wgconn_process_close_lifeline(void);
 ngx_int_t ngx_wgconn_bridge_open(int type, struct sockaddr *dst,
     socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
     ngx_wgconn_open_done_pt done, void *data);

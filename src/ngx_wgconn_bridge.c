@@ -8,7 +8,9 @@
  *
  * The channels are SOCK_SEQPACKET socket pairs, one per worker, made by the
  * master in init_module, so that every worker (also one respawned after a
- * crash) inherits its end; they live as long as their cycle.
+ * crash) inherits its end; the engine process receives the other ends (see
+ * ngx_wgconn_process.c).  They live as long as their cycle: the workers of
+ * an old cycle keep theirs until they exit, so their flows drain.
  */
 
 
@@ -98,9 +100,7 @@ ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle)
     cln->handler = ngx_wgconn_bridge_cleanup;
     cln->data = br;
 
-    /* worker 0 runs the engine and calls it directly */
-
-    for (i = 1; i < br->n; i++) {
+    for (i = 0; i < br->n; i++) {
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, br->fds[i])
             == -1)
         {
@@ -138,10 +138,10 @@ ngx_wgconn_bridge_cleanup(void *data)
 }
 
 
-/* in a worker: keep the ends this process uses, close the others */
+/* in a worker: keep this worker's end, close the others */
 
 ngx_int_t
-ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle, ngx_uint_t engine)
+ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t            i, j;
     ngx_socket_t          fd;
@@ -154,7 +154,7 @@ ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle, ngx_uint_t engine)
         return NGX_OK;
     }
 
-    for (i = 1; i < br->n; i++) {
+    for (i = 0; i < br->n; i++) {
         for (j = 0; j < 2; j++) {
             fd = br->fds[i][j];
 
@@ -162,29 +162,85 @@ ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle, ngx_uint_t engine)
                 continue;
             }
 
-            if (engine ? (j == 1) : (j == 0 && i == ngx_worker)) {
-                c = ngx_wgconn_bridge_add(cycle, fd,
-                                          engine
-                                          ? ngx_wgconn_bridge_engine_read
-                                          : ngx_wgconn_bridge_worker_read);
-                if (c == NULL) {
-                    return NGX_ERROR;
-                }
-
-                if (!engine) {
-                    ngx_wgconn_bridge_channel = c;
-                }
-
-            } else {
-                close(fd);
-            }
-
             /* the connection owns it now, or it is closed */
             br->fds[i][j] = -1;
+
+            if (j == 1 || i != ngx_worker) {
+                close(fd);
+                continue;
+            }
+
+            c = ngx_wgconn_bridge_add(cycle, fd,
+                                      ngx_wgconn_bridge_worker_read);
+            if (c == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_wgconn_bridge_channel = c;
         }
     }
 
     return NGX_OK;
+}
+
+
+/* a worker that exits closes its channel: the engine sees it go */
+
+void
+ngx_wgconn_bridge_exit_process(void)
+{
+    if (ngx_wgconn_bridge_channel) {
+        ngx_close_connection(ngx_wgconn_bridge_channel);
+        ngx_wgconn_bridge_channel = NULL;
+    }
+}
+
+
+/* in the master: the engine ends, to pass to the engine process */
+
+ngx_uint_t
+ngx_wgconn_bridge_engine_fds(int *fds, ngx_uint_t max)
+{
+    ngx_uint_t            i, n;
+    ngx_wgconn_bridge_t  *br;
+
+    br = ngx_wgconn_bridge;
+    n = 0;
+
+    for (i = 0; br && i < br->n && n < max; i++) {
+        if (br->fds[i][1] != -1) {
+            fds[n++] = br->fds[i][1];
+        }
+    }
+
+    return n;
+}
+
+
+void
+ngx_wgconn_bridge_close_engine_fds(void)
+{
+    ngx_uint_t            i;
+    ngx_wgconn_bridge_t  *br;
+
+    br = ngx_wgconn_bridge;
+
+    for (i = 0; br && i < br->n; i++) {
+        if (br->fds[i][1] != -1) {
+            close(br->fds[i][1]);
+            br->fds[i][1] = -1;
+        }
+    }
+}
+
+
+/* in the engine process: serve one worker's channel */
+
+ngx_int_t
+ngx_wgconn_bridge_engine_channel(ngx_cycle_t *cycle, ngx_socket_t fd)
+{
+    return ngx_wgconn_bridge_add(cycle, fd, ngx_wgconn_bridge_engine_read)
+           ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -331,6 +387,8 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
         }
 
         if (n == 0) {
+            /* every worker of that generation has exited */
+            ngx_close_connection(c);
             return;
         }
 
@@ -413,17 +471,20 @@ ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
     for ( ;; ) {
         n = recv(c->fd, &rep, sizeof(rep), 0);
 
-        if (n == -1) {
-            if (ngx_socket_errno != NGX_EAGAIN) {
-                ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
-                              "wgconn: bridge recv() failed");
-            }
+        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+            return;
+        }
 
+        if (n <= 0) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
+                          "wgconn: the engine process is gone");
+            ngx_wgconn_bridge_channel = NULL;
+            ngx_close_connection(c);
             return;
         }
 
         if (n != (ssize_t) sizeof(rep)) {
-            return;
+            continue;
         }
 
         ngx_wgconn_upstream_opened((void *) (uintptr_t) rep.cookie,

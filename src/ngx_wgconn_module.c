@@ -612,6 +612,9 @@ ngx_wgconn_parse_cidrs(ngx_conf_t *cf, ngx_array_t *cidrs, ngx_uint_t first)
             return NGX_ERROR;
         }
 
+        /* compared and hashed whole: no stale bytes in the union */
+        ngx_memzero(cidr, sizeof(ngx_cidr_t));
+
         rc = ngx_ptocidr(&value[i], cidr);
 
         if (rc == NGX_ERROR
@@ -661,6 +664,8 @@ ngx_wgconn_address(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (cidr == NULL) {
             return NGX_CONF_ERROR;
         }
+
+        ngx_memzero(cidr, sizeof(ngx_cidr_t));
 
         p = ngx_strlchr(value[i].data, value[i].data + value[i].len, '/');
 
@@ -789,7 +794,11 @@ ngx_wgconn_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_wgconn_bridge_init_module(cycle);
+    if (ngx_wgconn_process_init_module(cycle, wcf) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -798,40 +807,40 @@ ngx_wgconn_init_process(ngx_cycle_t *cycle)
 {
     ngx_wgconn_conf_t  *wcf;
 
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
     wcf = ngx_wgconn_get_conf(cycle);
 
     if (wcf == NULL || !wcf->enabled) {
         return NGX_OK;
     }
 
-    /* one node identity has one engine: it lives in the first worker */
+    switch (ngx_process) {
 
-    if (ngx_wgconn_bridge_init_process(cycle, ngx_worker == 0) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    case NGX_PROCESS_WORKER:
+        /* workers reach the engine process through their channel */
+        ngx_wgconn_process_close_lifeline();
+        return ngx_wgconn_bridge_init_process(cycle);
 
-    if (ngx_worker != 0) {
+    case NGX_PROCESS_SINGLE:
+        /* master_process off: this one process is the node */
+        if (ngx_wgconn_engine_start(cycle, wcf) != NGX_OK) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "wgconn: the overlay engine could not start");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+
+    default:
+        /* cache manager and loader */
+        ngx_wgconn_process_close_lifeline();
         return NGX_OK;
     }
-
-    if (ngx_wgconn_engine_start(cycle, wcf) != NGX_OK) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "wgconn: the overlay engine could not start");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
 static void
 ngx_wgconn_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_wgconn_bridge_exit_process();
     ngx_wgconn_engine_stop();
 }

@@ -1,0 +1,475 @@
+
+/*
+ * The engine process.  One node identity has one engine, and a reload
+ * must neither change the node nor break flows of the old generation, so
+ * with a master process the engine lives in a process of its own that
+ * outlives reloads: the master forks it once (init_module of the first
+ * cycle) and hands it, at every cycle, the engine ends of that cycle's
+ * worker channels over a "lifeline" socket.  Old workers keep their
+ * channels until they exit, so their flows drain while new workers use
+ * new channels to the same engine.  The engine exits when the master does
+ * (the lifeline reads EOF).
+ *
+ * The lifeline's master end is found again at the next cycle through an
+ * environment variable, as nginx itself passes listening sockets on.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <sys/prctl.h>
+
+#include <sodium.h>
+
+#include "ngx_wgconn.h"
+
+
+#define NGX_WGCONN_ENV          "NGX_WGCONN_ENGINE"
+#define NGX_WGCONN_MAX_FDS      64      /* channels per lifeline message */
+
+
+typedef struct {
+    uint32_t                   nfds;
+    u_char                     digest[32];   /* of the wgconn{} block */
+} ngx_wgconn_cycle_msg_t;
+
+
+static ngx_socket_t ngx_wgconn_lifeline_get(void);
+static ngx_socket_t ngx_wgconn_engine_spawn(ngx_cycle_t *cycle,
+    ngx_wgconn_conf_t *wcf);
+static void ngx_wgconn_engine_main(ngx_cycle_t *cycle,
+    ngx_wgconn_conf_t *wcf, ngx_socket_t lifeline);
+static ngx_int_t ngx_wgconn_engine_privileges(ngx_cycle_t *cycle);
+static ngx_int_t ngx_wgconn_send_cycle(ngx_cycle_t *cycle,
+    ngx_socket_t lifeline, ngx_wgconn_conf_t *wcf);
+static void ngx_wgconn_lifeline_read(ngx_event_t *rev);
+static void ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out);
+
+
+static u_char  ngx_wgconn_running_digest[32];
+
+
+/*
+ * In the master (init_module of every cycle).  NGX_DECLINED: no engine
+ * process here (nginx -t, or master_process off: the single process runs
+ * the engine itself).
+ */
+
+ngx_int_t
+ngx_wgconn_process_init_module(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
+{
+    ngx_socket_t      lifeline;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ngx_test_config || !ccf->master) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_wgconn_bridge_init_module(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    lifeline = ngx_wgconn_lifeline_get();
+
+    if (lifeline == (ngx_socket_t) -1) {
+        lifeline = ngx_wgconn_engine_spawn(cycle, wcf);
+
+        if (lifeline == (ngx_socket_t) -1) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_wgconn_send_cycle(cycle, lifeline, wcf);
+}
+
+
+static ngx_socket_t
+ngx_wgconn_lifeline_get(void)
+{
+    char       *v;
+    ngx_int_t   fd;
+
+    v = getenv(NGX_WGCONN_ENV);
+
+    if (v == NULL) {
+        return (ngx_socket_t) -1;
+    }
+
+    fd = ngx_atoi((u_char *) v, ngx_strlen(v));
+
+    /* an engine that died leaves a closed or reused descriptor behind */
+
+    if (fd == NGX_ERROR || fcntl(fd, F_GETFD) == -1) {
+        return (ngx_socket_t) -1;
+    }
+
+    return (ngx_socket_t) fd;
+}
+
+
+static ngx_socket_t
+ngx_wgconn_engine_spawn(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
+{
+    int     sv[2];
+    char    buf[NGX_INT_T_LEN + 1];
+    pid_t   pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                      "wgconn: socketpair() failed");
+        return (ngx_socket_t) -1;
+    }
+
+    pid = fork();
+
+    switch (pid) {
+
+    case -1:
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "wgconn: fork() of the engine process failed");
+        close(sv[0]);
+        close(sv[1]);
+        return (ngx_socket_t) -1;
+
+    case 0:
+        close(sv[0]);
+        ngx_wgconn_engine_main(cycle, wcf, sv[1]);
+        exit(2);
+
+    default:
+        break;
+    }
+
+    close(sv[1]);
+
+    ngx_sprintf((u_char *) buf, "%d%Z", sv[0]);
+
+    if (setenv(NGX_WGCONN_ENV, buf, 1) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "wgconn: setenv() failed");
+        close(sv[0]);
+        return (ngx_socket_t) -1;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "wgconn: engine process %P started", pid);
+
+    return sv[0];
+}
+
+
+/* the master's end is inherited by workers, which must not hold it */
+
+void
+ngx_wgconn_process_close_lifeline(void)
+{
+    ngx_socket_t  fd;
+
+    fd = ngx_wgconn_lifeline_get();
+
+    if (fd != (ngx_socket_t) -1) {
+        close(fd);
+    }
+}
+
+
+static ngx_int_t
+ngx_wgconn_send_cycle(ngx_cycle_t *cycle, ngx_socket_t lifeline,
+    ngx_wgconn_conf_t *wcf)
+{
+    ssize_t                  n;
+    ngx_uint_t               nfds;
+    struct iovec             iov;
+    struct msghdr            msg;
+    struct cmsghdr          *cmsg;
+    ngx_wgconn_cycle_msg_t   cm;
+    union {
+        struct cmsghdr       cm;
+        char                 space[CMSG_SPACE(sizeof(int)
+                                              * NGX_WGCONN_MAX_FDS)];
+    } cmsgbuf;
+
+    ngx_memzero(&cm, sizeof(ngx_wgconn_cycle_msg_t));
+    ngx_memzero(&msg, sizeof(struct msghdr));
+    ngx_memzero(&cmsgbuf, sizeof(cmsgbuf));
+
+    ngx_wgconn_conf_digest(wcf, cm.digest);
+
+    nfds = ngx_wgconn_bridge_engine_fds((int *) CMSG_DATA(&cmsgbuf.cm),
+                                        NGX_WGCONN_MAX_FDS);
+    cm.nfds = nfds;
+
+    iov.iov_base = &cm;
+    iov.iov_len = sizeof(cm);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+
+    if (nfds) {
+        msg.msg_control = &cmsgbuf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    }
+
+    n = sendmsg(lifeline, &msg, 0);
+
+    /* the engine holds its own copies now */
+    ngx_wgconn_bridge_close_engine_fds();
+
+    if (n != (ssize_t) sizeof(cm)) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                      "wgconn: cannot reach the engine process");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
+    ngx_socket_t lifeline)
+{
+    ngx_uint_t         i;
+    sigset_t           set;
+    ngx_listening_t   *ls;
+    ngx_connection_t  *c;
+
+    /* forked inside ngx_init_cycle(): the new cycle is not global yet */
+    ngx_cycle = cycle;
+    ngx_process = NGX_PROCESS_HELPER;
+    ngx_parent = ngx_pid;
+    ngx_pid = ngx_getpid();
+
+    ngx_wgconn_conf_digest(wcf, ngx_wgconn_running_digest);
+
+    sigemptyset(&set);
+
+    if (sigprocmask(SIG_SETMASK, &set, NULL) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wgconn: sigprocmask() failed");
+    }
+
+    /* the workers accept; the engine keeps none of the listening sockets */
+
+    ls = cycle->listening.elts;
+
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i].fd != (ngx_socket_t) -1) {
+            close(ls[i].fd);
+        }
+    }
+
+    cycle->listening.nelts = 0;
+
+    ngx_setproctitle("wgconn engine");
+
+    if (ngx_event_core_module.init_process(cycle) != NGX_OK) {
+        exit(2);
+    }
+
+    /* no accept mutex: this process never accepts */
+    ngx_use_accept_mutex = 0;
+
+    if (ngx_wgconn_engine_start(cycle, wcf) != NGX_OK
+        || ngx_wgconn_engine_privileges(cycle) != NGX_OK)
+    {
+        exit(2);
+    }
+
+    (void) ngx_nonblocking(lifeline);
+
+    c = ngx_get_connection(lifeline, cycle->log);
+    if (c == NULL) {
+        exit(2);
+    }
+
+    c->read->handler = ngx_wgconn_lifeline_read;
+    c->read->log = cycle->log;
+    c->write->log = cycle->log;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+        exit(2);
+    }
+
+    for ( ;; ) {
+        ngx_process_events_and_timers(cycle);
+
+        if (ngx_terminate || ngx_quit) {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                          "wgconn: engine process exiting");
+            ngx_wgconn_engine_stop();
+            exit(0);
+        }
+    }
+}
+
+
+/* as a worker does: the engine does not keep root */
+
+static ngx_int_t
+ngx_wgconn_engine_privileges(ngx_cycle_t *cycle)
+{
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (geteuid() != 0) {
+        return NGX_OK;
+    }
+
+    if (setgid(ccf->group) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "wgconn: setgid(%d) failed", ccf->group);
+        return NGX_ERROR;
+    }
+
+    if (initgroups(ccf->username, ccf->group) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "wgconn: initgroups(%s, %d) failed",
+                      ccf->username, ccf->group);
+        return NGX_ERROR;
+    }
+
+    if (setuid(ccf->user) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "wgconn: setuid(%d) failed", ccf->user);
+        return NGX_ERROR;
+    }
+
+    (void) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_wgconn_lifeline_read(ngx_event_t *rev)
+{
+    int                     *fds;
+    ssize_t                  n;
+    ngx_uint_t               i, nfds;
+    struct iovec             iov;
+    struct msghdr            msg;
+    struct cmsghdr          *cmsg;
+    ngx_connection_t        *c;
+    ngx_wgconn_cycle_msg_t   cm;
+    union {
+        struct cmsghdr       cm;
+        char                 space[CMSG_SPACE(sizeof(int)
+                                              * NGX_WGCONN_MAX_FDS)];
+    } cmsgbuf;
+
+    c = rev->data;
+
+    for ( ;; ) {
+        iov.iov_base = &cm;
+        iov.iov_len = sizeof(cm);
+
+        ngx_memzero(&msg, sizeof(struct msghdr));
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = &cmsgbuf;
+        msg.msg_controllen = sizeof(cmsgbuf);
+
+        n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+
+        if (n == -1) {
+            if (ngx_socket_errno == NGX_EAGAIN) {
+                return;
+            }
+
+            n = 0;
+        }
+
+        if (n == 0) {
+            /* the master is gone: so is the node */
+            ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                          "wgconn: master process exited, engine exiting");
+            ngx_terminate = 1;
+            ngx_close_connection(c);
+            return;
+        }
+
+        cmsg = CMSG_FIRSTHDR(&msg);
+        nfds = 0;
+        fds = NULL;
+
+        if (cmsg && cmsg->cmsg_level == SOL_SOCKET
+            && cmsg->cmsg_type == SCM_RIGHTS)
+        {
+            fds = (int *) CMSG_DATA(cmsg);
+            nfds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        }
+
+        for (i = 0; i < nfds; i++) {
+            if (ngx_wgconn_bridge_engine_channel((ngx_cycle_t *) ngx_cycle,
+                                                 fds[i])
+                != NGX_OK)
+            {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "wgconn: cannot watch a worker channel");
+            }
+        }
+
+        if (n == (ssize_t) sizeof(cm)
+            && ngx_memcmp(cm.digest, ngx_wgconn_running_digest, 32) != 0)
+        {
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "wgconn: the \"wgconn\" block changed; the "
+                          "running engine keeps its identity, peers and "
+                          "port until nginx is restarted");
+        }
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "wgconn: engine serves a new generation of %ui "
+                      "workers", nfds);
+    }
+}
+
+
+/* what a running engine was built from, to tell a reload that changed it */
+
+static void
+ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out)
+{
+    ngx_uint_t                 i;
+    crypto_generichash_state   st;
+    ngx_wgconn_peer_conf_t    *peer;
+
+    crypto_generichash_init(&st, NULL, 0, 32);
+
+    crypto_generichash_update(&st, wcf->private_key, NGX_WGCONN_KEY_LEN);
+    crypto_generichash_update(&st, (u_char *) &wcf->listen_port,
+                              sizeof(wcf->listen_port));
+    crypto_generichash_update(&st, (u_char *) &wcf->mtu, sizeof(wcf->mtu));
+    crypto_generichash_update(&st, wcf->addresses.elts,
+                              wcf->addresses.nelts * sizeof(ngx_cidr_t));
+
+    peer = wcf->peers.elts;
+
+    for (i = 0; i < wcf->peers.nelts; i++) {
+        crypto_generichash_update(&st, peer[i].public_key,
+                                  NGX_WGCONN_KEY_LEN);
+        crypto_generichash_update(&st, peer[i].psk, NGX_WGCONN_KEY_LEN);
+        crypto_generichash_update(&st, peer[i].allowed_ips.elts,
+                                  peer[i].allowed_ips.nelts
+                                  * sizeof(ngx_cidr_t));
+        crypto_generichash_update(&st, (u_char *) &peer[i].keepalive,
+                                  sizeof(peer[i].keepalive));
+
+        if (peer[i].endpoint) {
+            crypto_generichash_update(&st,
+                                      (u_char *) peer[i].endpoint->sockaddr,
+                                      peer[i].endpoint->socklen);
+        }
+    }
+
+    crypto_generichash_final(&st, out, 32);
+}

@@ -36,8 +36,7 @@ static char *ngx_wgconn_allowed_ips(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_wgconn_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_wgconn_decode_key(ngx_str_t *text, u_char *key);
-static ngx_int_t ngx_wgconn_read_key_file(ngx_conf_t *cf, ngx_str_t *name,
-    u_char *key);
+static ngx_int_t ngx_wgconn_read_key_file(ngx_conf_t *cf, u_char *key);
 static ngx_int_t ngx_wgconn_parse_cidrs(ngx_conf_t *cf, ngx_array_t *cidrs,
     ngx_uint_t first);
 static ngx_int_t ngx_wgconn_cidr_overlaps(ngx_cidr_t *a, ngx_cidr_t *b);
@@ -459,18 +458,22 @@ ngx_wgconn_decode_key(ngx_str_t *text, u_char *key)
 }
 
 
+/* the directive's file argument: a key as "wg genkey" writes it */
+
 static ngx_int_t
-ngx_wgconn_read_key_file(ngx_conf_t *cf, ngx_str_t *name, u_char *key)
+ngx_wgconn_read_key_file(ngx_conf_t *cf, u_char *key)
 {
     u_char           buf[128];
     size_t           len;
     ssize_t          n;
     ngx_fd_t         fd;
-    ngx_str_t        path, text;
+    ngx_str_t        path, text, *value;
     ngx_int_t        rc;
+    ngx_uint_t       mode;
     ngx_file_info_t  fi;
 
-    path = *name;
+    value = cf->args->elts;
+    path = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
         return NGX_ERROR;
@@ -479,7 +482,8 @@ ngx_wgconn_read_key_file(ngx_conf_t *cf, ngx_str_t *name, u_char *key)
     fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &path);
+                           "\"%V\": " ngx_open_file_n " \"%V\" failed",
+                           &value[0], &path);
         return NGX_ERROR;
     }
 
@@ -487,24 +491,29 @@ ngx_wgconn_read_key_file(ngx_conf_t *cf, ngx_str_t *name, u_char *key)
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", &path);
+                           "\"%V\": " ngx_fd_info_n " \"%V\" failed",
+                           &value[0], &path);
         goto done;
     }
 
     /* as ssh does for its keys: a secret readable by others is not one */
 
     if (fi.st_mode & (S_IRWXG|S_IRWXO)) {
+        /* ngx_sprintf() has no octal */
+        mode = fi.st_mode & 0777;
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%V\" is accessible by group or "
-                           "others (mode %04uo), use chmod 600", &path,
-                           (ngx_uint_t) (fi.st_mode & 07777));
+                           "\"%V\": key file \"%V\" is accessible by group "
+                           "or others (mode 0%ui%ui%ui), use chmod 600",
+                           &value[0], &path, mode >> 6, (mode >> 3) & 7,
+                           mode & 7);
         goto done;
     }
 
     n = ngx_read_fd(fd, buf, sizeof(buf));
     if (n == -1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_fd_n " \"%V\" failed", &path);
+                           "\"%V\": " ngx_read_fd_n " \"%V\" failed",
+                           &value[0], &path);
         goto done;
     }
 
@@ -521,9 +530,9 @@ ngx_wgconn_read_key_file(ngx_conf_t *cf, ngx_str_t *name, u_char *key)
 
     if (ngx_wgconn_decode_key(&text, key) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%V\" does not hold a key: expected "
-                           "32 bytes in base64 (as \"wg genkey\" writes)",
-                           &path);
+                           "\"%V\": key file \"%V\" does not hold a key: "
+                           "expected 32 bytes in base64 (as \"wg genkey\" "
+                           "writes)", &value[0], &path);
         goto done;
     }
 
@@ -554,16 +563,11 @@ ngx_wgconn_private_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_wgconn_conf_t *wcf = conf;
 
-    ngx_str_t  *value;
-
     if (wcf->has_key) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-
-    if (ngx_wgconn_read_key_file(cf, &value[1], wcf->private_key) != NGX_OK)
-    {
+    if (ngx_wgconn_read_key_file(cf, wcf->private_key) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -578,15 +582,11 @@ ngx_wgconn_psk_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_wgconn_peer_conf_t *peer = conf;
 
-    ngx_str_t  *value;
-
     if (peer->has_psk) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-
-    if (ngx_wgconn_read_key_file(cf, &value[1], peer->psk) != NGX_OK) {
+    if (ngx_wgconn_read_key_file(cf, peer->psk) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -249,6 +249,14 @@ ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
 
     ngx_wgconn_conf_digest(wcf, ngx_wgconn_running_digest);
 
+    /*
+     * at the first start the master forks us before it installs its
+     * signal handlers: take nginx's (SIGPIPE ignored, QUIT/TERM noted)
+     */
+    if (ngx_init_signals(cycle->log) != NGX_OK) {
+        exit(2);
+    }
+
     sigemptyset(&set);
 
     if (sigprocmask(SIG_SETMASK, &set, NULL) == -1) {

@@ -219,8 +219,9 @@ class Nginx:
         except (OSError, ValueError):
             return None
 
-    def workers(self):
-        """pids of the master's children (workers, cache processes)."""
+    def children(self):
+        """pids of the master's children (workers, cache processes and,
+        with daemon off, the wgconn engine process)."""
         mp = self.master_pid
         if not mp:
             return []
@@ -229,6 +230,26 @@ class Nginx:
                 return [int(x) for x in f.read().split()]
         except OSError:
             return []
+
+    @staticmethod
+    def _title(pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+
+    def workers(self):
+        """pids of the worker processes."""
+        return [p for p in self.children()
+                if "worker process" in self._title(p)]
+
+    def engine(self):
+        """pid of the wgconn engine process, or None."""
+        for p in self.children():
+            if "wgconn engine" in self._title(p):
+                return p
+        return None
 
     def reload(self, timeout=15.0):
         """SIGHUP; waits until the set of workers changed."""
@@ -248,7 +269,7 @@ class Nginx:
         """SIGQUIT (graceful), then SIGTERM, then SIGKILL; returns rc."""
         if self.proc is None:
             return None
-        children = set(self.workers())
+        children = set(self.children())
         rc = self.proc.poll()
         if rc is None:
             for sig, t in ((signal.SIGQUIT, timeout), (signal.SIGTERM, 5),

@@ -160,35 +160,56 @@ def http_load(a):
     its own keep-alive connection (reconnecting after errors)."""
     import http.client
     lock = threading.Lock()
-    st = {"ok": 0, "failed": 0, "errors": {}}
+    st = {"ok": 0, "failed": 0, "errors": {}, "retried_stale": 0}
     todo = iter(range(a.count))
     deadline = time.monotonic() + a.timeout
     expect = a.expect.encode() if a.expect else None
 
+    # A server may close an idle keep-alive connection (graceful shutdown
+    # of old workers on reload) just as a request goes out on it: like
+    # every HTTP client, retry such an idempotent request once on a new
+    # connection (RFC 9112, 9.3.1). A new connection that fails is not
+    # retried.
+    stale = (http.client.RemoteDisconnected, ConnectionResetError,
+             BrokenPipeError)
+
+    def one(conn):
+        conn.request("GET", a.path)
+        r = conn.getresponse()
+        body = r.read()
+        good = r.status == 200 and (expect is None or body == expect)
+        close = r.getheader("Connection", "").lower() == "close"
+        return good, (None if good else "status %d" % r.status), close
+
     def worker():
-        conn = None
+        conn, used = None, 0
         while time.monotonic() < deadline:
             with lock:
                 i = next(todo, None)
             if i is None:
                 break
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(a.host, a.port,
-                                                      timeout=a.req_timeout)
-                conn.request("GET", a.path)
-                r = conn.getresponse()
-                body = r.read()
-                good = r.status == 200 and (expect is None or body == expect)
-                err = None if good else "status %d" % r.status
-                if r.getheader("Connection", "").lower() == "close":
-                    conn.close()
+            for attempt in (0, 1):
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(
+                            a.host, a.port, timeout=a.req_timeout)
+                        used = 0
+                    good, err, close = one(conn)
+                    used += 1
+                    if close:
+                        conn.close()
+                        conn = None
+                    break
+                except Exception as e:  # noqa: BLE001 - counted
+                    good, err = False, type(e).__name__
+                    reused = used > 0
+                    if conn is not None:
+                        conn.close()
                     conn = None
-            except Exception as e:  # noqa: BLE001 - counted
-                good, err = False, type(e).__name__
-                if conn is not None:
-                    conn.close()
-                conn = None
+                    if not (reused and isinstance(e, stale)):
+                        break
+                    with lock:
+                        st["retried_stale"] += 1
             with lock:
                 if good:
                     st["ok"] += 1
@@ -209,7 +230,8 @@ def http_load(a):
     return {"ok": st["failed"] == 0 and done == a.count,
             "requests": a.count, "succeeded": st["ok"],
             "failed": st["failed"], "not_done": a.count - done,
-            "errors": st["errors"], "seconds": round(dt, 3),
+            "errors": st["errors"], "retried_stale": st["retried_stale"],
+            "seconds": round(dt, 3),
             "rps": round(done / dt, 1) if dt else 0}
 
 

@@ -436,3 +436,86 @@ def test_transfer_spanning_rekey(proxied):
     assert got == size and digest == expected_sha256(size)
     assert ov.peer.latest_handshake(ov.node_pub) > first, \
         "no new handshake during the transfer:\n" + ov.diagnostics()
+
+
+# -- connect failures: refused fails fast, silence hits the timeout -----
+
+UPSTREAM_FAIL_BLOCK = """
+upstream refused_then_good {
+    server 100.64.0.2:81;        # nothing listens: the peer answers RST
+    server 100.64.0.2:80;
+}
+server {
+    listen 127.0.0.1:%(http)d;
+    proxy_connect_timeout 2s;
+    location /next/ {
+        proxy_pass http://refused_then_good/;
+        proxy_next_upstream error timeout;
+    }
+    location /refused/ {
+        proxy_pass http://100.64.0.2:81/;
+    }
+    location /silent/ {
+        proxy_pass http://100.64.9.1:80/;
+    }
+}
+"""
+
+
+def silent_peer_block(ov):
+    # a second peer whose endpoint is an unused address of ns A's own
+    # subnet: its handshake is never answered
+    _, silent_pub = genkey()
+    return ov.wgconn_block().rstrip().rstrip("}") + """
+    peer %s {
+        allowed_ips  100.64.9.0/24;
+        endpoint     %s:51820;
+        name         silent;
+    }
+}
+""" % (silent_pub, ov.node_underlay.rsplit(".", 1)[0] + ".99")
+
+
+@pytest.fixture
+def failing(overlay, nginx_module):
+    ov = overlay
+    n = ov.nginx(build_conf(wgconn=silent_peer_block(ov),
+                            http=UPSTREAM_FAIL_BLOCK % {"http": HTTP_PORT},
+                            workers=2))
+    rc, out = n.test()
+    assert rc == 0, out
+    n.start(wait_ports=[HTTP_PORT])
+    # the overlay is up before timing anything
+    assert curl(ov.ns_a, url("/next/"), timeout=30).stdout == \
+        "hello from peer\n"
+    yield ov, n
+    assert_clean(n)
+
+
+def test_refused_port_fails_fast_to_next_upstream(failing):
+    ov, n = failing
+    for _ in range(4):
+        t0 = time.monotonic()
+        cp = curl(ov.ns_a, url("/next/"), timeout=30)
+        assert cp.stdout == "hello from peer\n"
+        assert time.monotonic() - t0 < 1.5
+
+
+def test_refused_port_is_502_at_once(failing):
+    ov, n = failing
+    t0 = time.monotonic()
+    cp = curl(ov.ns_a, url("/refused/"), "-o", "/dev/null",
+              "-w", "%{http_code}", timeout=30, check=False)
+    assert cp.stdout == "502"
+    assert time.monotonic() - t0 < 1.5
+    assert "over the overlay failed" in open(n.error_log).read()
+
+
+def test_silent_peer_hits_proxy_connect_timeout(failing):
+    ov, n = failing
+    t0 = time.monotonic()
+    cp = curl(ov.ns_a, url("/silent/"), "-o", "/dev/null",
+              "-w", "%{http_code}", timeout=30, check=False)
+    dt = time.monotonic() - t0
+    assert cp.stdout == "504", cp.stderr
+    assert 1.5 < dt < 6, dt

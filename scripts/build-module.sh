@@ -22,13 +22,18 @@ then
         || { tail -30 "$b/configure.log"; exit 1; }
 fi
 
+# configure creates the object directory; a partly cleaned tree lacks it
+mkdir -p "$ngx/objs/addon/src"
+
 # the glue includes lwIP's headers, which nginx's Makefile does not track
 if [ "$b/lwip/liblwip.a" -nt "$ngx/objs/ngx_wgconn_module.so" ]; then
-    find "$ngx/objs/addon" -name "*.o" -delete
+    find "$ngx/objs" -path "*/addon/*" -name "*.o" -delete
 fi
 
 make -s -C "$ngx" -f objs/Makefile objs/ngx_wgconn_module.so \
     >"$b/make.log" 2>&1 || { cat "$b/make.log"; exit 1; }
 # the build is kept warning-free: show any warning the compiler printed
 grep -A3 -i 'warning' "$b/make.log" || true
-cp "$ngx/objs/ngx_wgconn_module.so" "$b/ngx_wgconn_module.so"
+# replace, never overwrite in place: a running nginx maps the old file
+cp "$ngx/objs/ngx_wgconn_module.so" "$b/ngx_wgconn_module.so.tmp.$$"
+mv -f "$b/ngx_wgconn_module.so.tmp.$$" "$b/ngx_wgconn_module.so"

@@ -86,13 +86,17 @@
 #define LWIP_TCP_TIMESTAMPS             0
 
 /*
- * lwIP counts RTO in ticks of 2 * TCP_TMR_INTERVAL and leaves fast
- * recovery on the first partial ACK, so a burst lost at a peer whose
- * socket buffer overflowed is recovered by RTO: 100 ms ticks keep that
- * near Linux's 200 ms minimum instead of lwIP's default 1 s; the delayed
- * ACK timer follows at 50 ms
+ * Loss recovery: patches/lwip-newreno.patch (partial ACKs) and
+ * patches/lwip-sack.patch (SACK scoreboard, holes resent per ACK, an ACK
+ * that SACKs new data counts as a dupack even if the window moved, 1 s
+ * initial RTO).  lwIP counts RTO in ticks of 2 * TCP_TMR_INTERVAL: 100 ms
+ * ticks keep the timeout that remains near Linux's 200 ms minimum; the
+ * delayed ACK timer follows at 50 ms
  */
 #define TCP_TMR_INTERVAL                50
+
+/* RFC 6928 initial window: 10 segments */
+#define LWIP_TCP_CALC_INITIAL_CWND(mss) ((tcpwnd_size_t) (10U * (mss)))
 
 #define LWIP_CHECKSUM_ON_COPY           1
 #define CHECKSUM_CHECK_IP               0
@@ -107,6 +111,13 @@
 #define LWIP_STATS                      0
 #define LWIP_NETIF_STATUS_CALLBACK      0
 #define LWIP_NETIF_LINK_CALLBACK        0
+
+#ifdef WGC_LWIP_TRACE
+#define LWIP_DEBUG                      1
+#define LWIP_DBG_TYPES_ON               LWIP_DBG_ON
+#define TCP_FR_DEBUG                    LWIP_DBG_ON
+#define TCP_RTO_DEBUG                   LWIP_DBG_ON
+#endif
 
 #define LWIP_RAND()                     ((u32_t) wgc_lwip_rand())
 

@@ -215,6 +215,59 @@ ngx_wgconn_netif_output(struct netif *netif, struct pbuf *p)
 }
 
 
+#ifdef WGC_LWIP_TRACE
+
+#include "lwip/priv/tcp_priv.h"
+#include <stdarg.h>
+
+void
+wgc_lwip_diag(const char *fmt, ...)
+{
+    va_list  ap;
+
+    fprintf(stderr, "%lu lwip: ", (unsigned long) ngx_current_msec);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+
+static void
+ngx_wgconn_netstack_trace(void)
+{
+    static ngx_msec_t  last;
+    struct tcp_pcb    *pcb;
+    struct tcp_seg    *seg;
+    ngx_uint_t         nun;
+
+    if (ngx_current_msec - last < 100) {
+        return;
+    }
+
+    last = ngx_current_msec;
+
+    for (pcb = tcp_active_pcbs; pcb; pcb = pcb->next) {
+        nun = 0;
+        for (seg = pcb->unacked; seg; seg = seg->next) {
+            nun++;
+        }
+        fprintf(stderr, "%lu pcb %p st %d cwnd %u ssth %u sndwnd %u "
+                "inflight %u unacked %lu qlen %u nrtx %d rto %d rtime %d "
+                "sa %d sv %d dup %d flags %x lastack %u nxt %u\n",
+                (unsigned long) ngx_current_msec, (void *) pcb,
+                (int) pcb->state, (unsigned) pcb->cwnd,
+                (unsigned) pcb->ssthresh, (unsigned) pcb->snd_wnd,
+                (unsigned) (pcb->snd_nxt - pcb->lastack), (unsigned long) nun,
+                (unsigned) pcb->snd_queuelen, (int) pcb->nrtx,
+                (int) pcb->rto, (int) pcb->rtime, (int) pcb->sa,
+                (int) pcb->sv, (int) pcb->dupacks, (unsigned) pcb->flags,
+                (unsigned) pcb->lastack, (unsigned) pcb->snd_nxt);
+    }
+}
+
+#endif
+
+
 static void
 ngx_wgconn_netstack_timer(ngx_event_t *ev)
 {
@@ -222,7 +275,17 @@ ngx_wgconn_netstack_timer(ngx_event_t *ev)
 
     sys_check_timeouts();
 
+#ifdef WGC_LWIP_TRACE
+    ngx_wgconn_netstack_trace();
+#endif
+
     sleep = sys_timeouts_sleeptime();
+
+#ifdef WGC_LWIP_TRACE
+    if (sleep > 20) {
+        sleep = 20;
+    }
+#endif
 
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE || sleep > 250) {
         sleep = 250;

@@ -23,7 +23,12 @@
 
 void wgc_lwip_assert(const char *msg, const char *file, int line);
 
+#ifdef WGC_LWIP_TRACE
+void wgc_lwip_diag(const char *fmt, ...);
+#define LWIP_PLATFORM_DIAG(x)           do { wgc_lwip_diag x; } while (0)
+#else
 #define LWIP_PLATFORM_DIAG(x)           do { } while (0)
+#endif
 #define LWIP_PLATFORM_ASSERT(x)                                              \
     wgc_lwip_assert((x), __FILE__, __LINE__)
 

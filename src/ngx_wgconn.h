@@ -19,6 +19,7 @@
 #define NGX_WGCONN_KEY_LEN       32
 #define NGX_WGCONN_DEFAULT_PORT  51820
 #define NGX_WGCONN_DEFAULT_MTU   1280
+#define NGX_WGCONN_MAX_FDS       64      /* descriptors in one message */
 
 
 typedef struct {
@@ -118,6 +119,10 @@ ngx_uint_t ngx_wgconn_bridge_engine_fds(int *fds, ngx_uint_t max);
 void ngx_wgconn_bridge_close_engine_fds(void);
 ngx_int_t ngx_wgconn_bridge_engine_channel(ngx_cycle_t *cycle,
     ngx_socket_t fd);
+ssize_t ngx_wgconn_send_fds(ngx_socket_t s, void *buf, size_t len,
+    int *fds, ngx_uint_t nfds);
+ssize_t ngx_wgconn_recv_fds(ngx_socket_t s, void *buf, size_t len,
+    int *fds, ngx_uint_t *nfds);
 
 /* ngx_wgconn_process.c: the engine process, outliving reloads */
 ngx_int_t ngx_wgconn_process_init_module(ngx_cycle_t *cycle,

@@ -287,14 +287,7 @@ ngx_wgconn_bridge_open(int type, struct sockaddr *dst, socklen_t socklen,
     void *data)
 {
     ssize_t                   n;
-    struct iovec              iov;
-    struct msghdr             msg;
-    struct cmsghdr           *cmsg;
     ngx_wgconn_bridge_req_t   req;
-    union {
-        struct cmsghdr        cm;
-        char                  space[CMSG_SPACE(sizeof(int))];
-    } cmsgbuf;
 
     if (ngx_wgconn_engine_get() != NULL) {
         return ngx_wgconn_flow_open(type, dst, socklen, fd, log, done, data);
@@ -314,24 +307,8 @@ ngx_wgconn_bridge_open(int type, struct sockaddr *dst, socklen_t socklen,
     req.socklen = socklen;
     ngx_memcpy(&req.dst, dst, socklen);
 
-    iov.iov_base = &req;
-    iov.iov_len = sizeof(req);
-
-    ngx_memzero(&msg, sizeof(struct msghdr));
-    ngx_memzero(&cmsgbuf, sizeof(cmsgbuf));
-
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = &cmsgbuf;
-    msg.msg_controllen = sizeof(cmsgbuf);
-
-    cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    ngx_memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-
-    n = sendmsg(ngx_wgconn_bridge_channel->fd, &msg, 0);
+    n = ngx_wgconn_send_fds(ngx_wgconn_bridge_channel->fd, &req, sizeof(req),
+                            &fd, 1);
 
     /* the engine holds its own copy now */
     close(fd);
@@ -352,30 +329,16 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
     int                       fd;
     ssize_t                   n;
     ngx_int_t                 rc;
-    struct iovec              iov;
-    struct msghdr             msg;
-    struct cmsghdr           *cmsg;
+    ngx_uint_t                nfds;
     ngx_connection_t         *c;
     ngx_wgconn_bridge_req_t   req;
     ngx_wgconn_bridge_ans_t  *ans;
-    union {
-        struct cmsghdr        cm;
-        char                  space[CMSG_SPACE(sizeof(int))];
-    } cmsgbuf;
 
     c = rev->data;
 
     for ( ;; ) {
-        iov.iov_base = &req;
-        iov.iov_len = sizeof(req);
-
-        ngx_memzero(&msg, sizeof(struct msghdr));
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = &cmsgbuf;
-        msg.msg_controllen = sizeof(cmsgbuf);
-
-        n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+        nfds = 1;
+        n = ngx_wgconn_recv_fds(c->fd, &req, sizeof(req), &fd, &nfds);
 
         if (n == -1) {
             if (ngx_socket_errno != NGX_EAGAIN) {
@@ -392,22 +355,12 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
             return;
         }
 
-        fd = -1;
-        cmsg = CMSG_FIRSTHDR(&msg);
-
-        if (cmsg && cmsg->cmsg_level == SOL_SOCKET
-            && cmsg->cmsg_type == SCM_RIGHTS
-            && cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
-        {
-            ngx_memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-        }
-
-        if (fd == -1 || n != (ssize_t) sizeof(req)
+        if (nfds != 1 || n != (ssize_t) sizeof(req)
             || req.socklen > sizeof(req.dst))
         {
             ngx_log_error(NGX_LOG_ALERT, c->log, 0,
                           "wgconn: malformed bridge request");
-            if (fd != -1) {
+            if (nfds) {
                 close(fd);
             }
             continue;
@@ -490,4 +443,113 @@ ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
         ngx_wgconn_upstream_opened((void *) (uintptr_t) rep.cookie,
                                    rep.rc, rep.err);
     }
+}
+
+
+/*
+ * One message with descriptors attached (SCM_RIGHTS), as the bridge and
+ * the lifeline exchange them.
+ */
+
+ssize_t
+ngx_wgconn_send_fds(ngx_socket_t s, void *buf, size_t len, int *fds,
+    ngx_uint_t nfds)
+{
+    struct iovec     iov;
+    struct msghdr    msg;
+    struct cmsghdr  *cmsg;
+    union {
+        struct cmsghdr  cm;
+        char            space[CMSG_SPACE(sizeof(int)
+                                         * NGX_WGCONN_MAX_FDS)];
+    } cmsgbuf;
+
+    if (nfds > NGX_WGCONN_MAX_FDS) {
+        ngx_set_socket_errno(NGX_EINVAL);
+        return -1;
+    }
+
+    iov.iov_base = buf;
+    iov.iov_len = len;
+
+    ngx_memzero(&msg, sizeof(struct msghdr));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+
+    if (nfds) {
+        ngx_memzero(&cmsgbuf, sizeof(cmsgbuf));
+
+        msg.msg_control = &cmsgbuf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        ngx_memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+    }
+
+    return sendmsg(s, &msg, 0);
+}
+
+
+/* *nfds: in, room in fds; out, descriptors received (close-on-exec) */
+
+ssize_t
+ngx_wgconn_recv_fds(ngx_socket_t s, void *buf, size_t len, int *fds,
+    ngx_uint_t *nfds)
+{
+    int              fd;
+    ssize_t          n;
+    ngx_uint_t       got, i, max;
+    struct iovec     iov;
+    struct msghdr    msg;
+    struct cmsghdr  *cmsg;
+    union {
+        struct cmsghdr  cm;
+        char            space[CMSG_SPACE(sizeof(int)
+                                         * NGX_WGCONN_MAX_FDS)];
+    } cmsgbuf;
+
+    max = *nfds;
+    *nfds = 0;
+
+    iov.iov_base = buf;
+    iov.iov_len = len;
+
+    ngx_memzero(&msg, sizeof(struct msghdr));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = &cmsgbuf;
+    msg.msg_controllen = sizeof(cmsgbuf);
+
+    n = recvmsg(s, &msg, MSG_CMSG_CLOEXEC);
+
+    if (n == -1) {
+        return -1;
+    }
+
+    for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET
+            || cmsg->cmsg_type != SCM_RIGHTS)
+        {
+            continue;
+        }
+
+        got = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+        for (i = 0; i < got; i++) {
+            ngx_memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+
+            if (*nfds < max) {
+                fds[(*nfds)++] = fd;
+
+            } else {
+                /* more than the caller takes: do not leak them */
+                close(fd);
+            }
+        }
+    }
+
+    return n;
 }

@@ -26,7 +26,6 @@
 
 
 #define NGX_WGCONN_ENV          "NGX_WGCONN_ENGINE"
-#define NGX_WGCONN_MAX_FDS      64      /* channels per lifeline message */
 
 
 typedef struct {
@@ -180,44 +179,16 @@ static ngx_int_t
 ngx_wgconn_send_cycle(ngx_cycle_t *cycle, ngx_socket_t lifeline,
     ngx_wgconn_conf_t *wcf)
 {
+    int                      fds[NGX_WGCONN_MAX_FDS];
     ssize_t                  n;
-    ngx_uint_t               nfds;
-    struct iovec             iov;
-    struct msghdr            msg;
-    struct cmsghdr          *cmsg;
     ngx_wgconn_cycle_msg_t   cm;
-    union {
-        struct cmsghdr       cm;
-        char                 space[CMSG_SPACE(sizeof(int)
-                                              * NGX_WGCONN_MAX_FDS)];
-    } cmsgbuf;
 
     ngx_memzero(&cm, sizeof(ngx_wgconn_cycle_msg_t));
-    ngx_memzero(&msg, sizeof(struct msghdr));
-    ngx_memzero(&cmsgbuf, sizeof(cmsgbuf));
 
     ngx_wgconn_conf_digest(wcf, cm.digest);
+    cm.nfds = ngx_wgconn_bridge_engine_fds(fds, NGX_WGCONN_MAX_FDS);
 
-    nfds = ngx_wgconn_bridge_engine_fds((int *) CMSG_DATA(&cmsgbuf.cm),
-                                        NGX_WGCONN_MAX_FDS);
-    cm.nfds = nfds;
-
-    iov.iov_base = &cm;
-    iov.iov_len = sizeof(cm);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-
-    if (nfds) {
-        msg.msg_control = &cmsgbuf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-
-        cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    }
-
-    n = sendmsg(lifeline, &msg, 0);
+    n = ngx_wgconn_send_fds(lifeline, &cm, sizeof(cm), fds, cm.nfds);
 
     /* the engine holds its own copies now */
     ngx_wgconn_bridge_close_engine_fds();
@@ -360,60 +331,29 @@ ngx_wgconn_engine_privileges(ngx_cycle_t *cycle)
 static void
 ngx_wgconn_lifeline_read(ngx_event_t *rev)
 {
-    int                     *fds;
+    int                      fds[NGX_WGCONN_MAX_FDS];
     ssize_t                  n;
     ngx_uint_t               i, nfds;
-    struct iovec             iov;
-    struct msghdr            msg;
-    struct cmsghdr          *cmsg;
     ngx_connection_t        *c;
     ngx_wgconn_cycle_msg_t   cm;
-    union {
-        struct cmsghdr       cm;
-        char                 space[CMSG_SPACE(sizeof(int)
-                                              * NGX_WGCONN_MAX_FDS)];
-    } cmsgbuf;
 
     c = rev->data;
 
     for ( ;; ) {
-        iov.iov_base = &cm;
-        iov.iov_len = sizeof(cm);
+        nfds = NGX_WGCONN_MAX_FDS;
+        n = ngx_wgconn_recv_fds(c->fd, &cm, sizeof(cm), fds, &nfds);
 
-        ngx_memzero(&msg, sizeof(struct msghdr));
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = &cmsgbuf;
-        msg.msg_controllen = sizeof(cmsgbuf);
-
-        n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
-
-        if (n == -1) {
-            if (ngx_socket_errno == NGX_EAGAIN) {
-                return;
-            }
-
-            n = 0;
+        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+            return;
         }
 
-        if (n == 0) {
+        if (n <= 0) {
             /* the master is gone: so is the node */
             ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
                           "wgconn: master process exited, engine exiting");
             ngx_terminate = 1;
             ngx_close_connection(c);
             return;
-        }
-
-        cmsg = CMSG_FIRSTHDR(&msg);
-        nfds = 0;
-        fds = NULL;
-
-        if (cmsg && cmsg->cmsg_level == SOL_SOCKET
-            && cmsg->cmsg_type == SCM_RIGHTS)
-        {
-            fds = (int *) CMSG_DATA(cmsg);
-            nfds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         }
 
         for (i = 0; i < nfds; i++) {

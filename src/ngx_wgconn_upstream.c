@@ -281,11 +281,31 @@ ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
 
     rc = ngx_wgconn_bridge_open(type, pc->sockaddr, pc->socklen, sv[1],
                                 pc->log, ngx_wgconn_upstream_opened, pending);
+    sv[1] = -1;
 
-    if (rc == NGX_OK) {
-        /* NGX_DONE: connected already (UDP), as keepalive hands over */
-        return c->read->active ? NGX_DONE : NGX_AGAIN;
+    if (rc != NGX_OK) {
+        goto declined;
     }
+
+    if (type == SOCK_STREAM) {
+        return NGX_AGAIN;
+    }
+
+    /*
+     * UDP is "connected" at once, as a UDP socket is: nginx buffers client
+     * datagrams until its upstream is writable and truncates those that
+     * do not fit, while the socket pair takes them now and the engine
+     * reads them as soon as the flow exists.  NGX_DONE hands the
+     * connection over as the keepalive module does.
+     */
+
+    if (!c->read->active && ngx_add_conn(c) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
+
+declined:
 
     ngx_free(pending);
 
@@ -300,7 +320,10 @@ ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
 
 failed:
 
-    close(sv[1]);
+    if (sv[1] != -1) {
+        close(sv[1]);
+    }
+
     ngx_close_connection(c);
     pc->connection = NULL;
 
@@ -336,7 +359,7 @@ ngx_wgconn_upstream_opened(void *data, ngx_int_t rc, ngx_err_t err)
 
     ngx_free(pending);
 
-    if (ngx_add_conn(c) == NGX_ERROR) {
+    if (!c->read->active && ngx_add_conn(c) == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, c->log, 0,
                       "wgconn: cannot add connection to the event loop");
     }

@@ -43,6 +43,11 @@ server {
     location /v6/ {
         proxy_pass http://[fd7a:115c:a1e0::2]:80/;
     }
+    location /unbuffered/ {
+        # the upstream transfer lasts as long as the client's
+        proxy_pass http://100.64.0.2:80/;
+        proxy_buffering off;
+    }
     location /ws {
         proxy_pass http://100.64.0.2:80;
         proxy_http_version 1.1;
@@ -430,7 +435,8 @@ def test_transfer_spanning_rekey(proxied):
     first = ov.peer.wait_handshake(ov.node_pub, timeout=20) \
         if ov.peer.latest_handshake(ov.node_pub) == 0 \
         else ov.peer.latest_handshake(ov.node_pub)
-    digest, got, rc, err = curl_sha256(ov.ns_a, url("/bytes/%d" % size),
+    digest, got, rc, err = curl_sha256(ov.ns_a,
+                                       url("/unbuffered/bytes/%d" % size),
                                        "--limit-rate", "1M", timeout=200)
     assert rc == 0, (err, ov.diagnostics())
     assert got == size and digest == expected_sha256(size)

@@ -16,8 +16,24 @@
 
 
 static ngx_int_t ngx_http_wgconn_postconfiguration(ngx_conf_t *cf);
+static char *ngx_http_wgconn_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_wgconn_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wgconn_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
+
+
+static ngx_command_t  ngx_http_wgconn_commands[] = {
+
+    { ngx_string("wgconn_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wgconn_status,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
 
 
 static ngx_http_module_t  ngx_http_wgconn_module_ctx = {
@@ -38,7 +54,7 @@ static ngx_http_module_t  ngx_http_wgconn_module_ctx = {
 ngx_module_t  ngx_http_wgconn_module = {
     NGX_MODULE_V1,
     &ngx_http_wgconn_module_ctx,           /* module context */
-    NULL,                                  /* module directives */
+    ngx_http_wgconn_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
@@ -97,4 +113,65 @@ ngx_http_wgconn_init_peer(ngx_http_request_t *r,
     }
 
     return ngx_wgconn_upstream_wrap(&r->upstream->peer, r->pool);
+}
+
+
+static char *
+ngx_http_wgconn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_wgconn_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wgconn_status_handler(ngx_http_request_t *r)
+{
+    ngx_int_t           rc;
+    ngx_buf_t          *b;
+    ngx_chain_t         out;
+    ngx_wgconn_conf_t  *wcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    wcf = ngx_wgconn_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    if (!wcf->enabled) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    b = ngx_wgconn_status_render(r->pool, wcf);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }

@@ -54,6 +54,7 @@ typedef struct {
     ngx_array_t                peers;            /* of ngx_wgconn_peer_conf_t */
     ngx_array_t                routes;           /* all allowed IPs, cidr */
     ngx_array_t                hooks;            /* of ngx_wgconn_hook_t */
+    ngx_shm_zone_t            *status_zone;
     unsigned                   has_key:1;
 } ngx_wgconn_conf_t;
 
@@ -110,6 +111,7 @@ ngx_int_t ngx_wgconn_flow_open(int type, struct sockaddr *dst,
     socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
     ngx_wgconn_open_done_pt done, void *data);
 void ngx_wgconn_flow_close_all(void);
+ngx_uint_t ngx_wgconn_flow_count(void);
 
 /* ngx_wgconn_bridge.c: workers reach the engine */
 ngx_int_t ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle);
@@ -131,6 +133,13 @@ void ngx_wgconn_process_close_lifeline(void);
 ngx_int_t ngx_wgconn_bridge_open(int type, struct sockaddr *dst,
     socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
     ngx_wgconn_open_done_pt done, void *data);
+
+/* ngx_wgconn_status.c: the engine's snapshot in shared memory */
+ngx_int_t ngx_wgconn_status_add_zone(ngx_conf_t *cf, ngx_wgconn_conf_t *wcf);
+void ngx_wgconn_status_publish(ngx_wgconn_conf_t *wcf, wg_device_t *dev,
+    wg_peer_t **peers, ngx_uint_t npeers, uint64_t flows);
+ngx_buf_t *ngx_wgconn_status_render(ngx_pool_t *pool,
+    ngx_wgconn_conf_t *wcf);
 
 /* ngx_wgconn_upstream.c: the peer-connection hook for http and stream */
 void ngx_wgconn_upstream_opened(void *data, ngx_int_t rc, ngx_err_t err);

@@ -21,6 +21,9 @@ struct ngx_wgconn_engine_s {
     ngx_event_t                timer;
     ngx_connection_t           dummy;      /* the timer's ev->data */
     ngx_uint_t                 mtu;
+    ngx_wgconn_conf_t         *wcf;
+    wg_peer_t                **peers;      /* in wcf->peers order */
+    ngx_msec_t                 published;
 };
 
 
@@ -30,6 +33,7 @@ static unsigned ngx_wgconn_prefix_len(ngx_cidr_t *cidr);
 static void ngx_wgconn_engine_input(void *data, u_char *buf, size_t len,
     wg_endpoint_t *from);
 static void ngx_wgconn_engine_timer(ngx_event_t *ev);
+static void ngx_wgconn_engine_publish(ngx_wgconn_engine_t *eng);
 static void ngx_wgconn_engine_arm(ngx_wgconn_engine_t *eng, uint64_t next);
 static void ngx_wgconn_dev_send(void *ctx, wg_peer_t *peer,
     const wg_endpoint_t *ep, const uint8_t *msg, size_t len);
@@ -77,6 +81,13 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
     eng->cycle = cycle;
     eng->log = cycle->log;
     eng->mtu = wcf->mtu;
+    eng->wcf = wcf;
+
+    eng->peers = ngx_pcalloc(cycle->pool,
+                             (wcf->peers.nelts + 1) * sizeof(wg_peer_t *));
+    if (eng->peers == NULL) {
+        return NGX_ERROR;
+    }
 
     ngx_memzero(&ops, sizeof(wg_device_ops_t));
 
@@ -124,6 +135,7 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
     ngx_wgconn_engine = eng;
 
     ngx_wgconn_engine_arm(eng, wg_device_tick(eng->dev, ngx_wgconn_now()));
+    ngx_wgconn_engine_publish(eng);
 
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                   "wgconn: engine started, %ui peers, udp port %i",
@@ -185,6 +197,7 @@ ngx_wgconn_engine_add_peers(ngx_wgconn_engine_t *eng, ngx_wgconn_conf_t *wcf)
         }
 
         wg_peer_set_data(wp, &peer[i]);
+        eng->peers[i] = wp;
 
         cidr = peer[i].allowed_ips.elts;
 
@@ -270,7 +283,22 @@ ngx_wgconn_engine_timer(ngx_event_t *ev)
     c = ev->data;
     eng = c->data;
 
+    if (ngx_current_msec - eng->published >= 1000) {
+        ngx_wgconn_engine_publish(eng);
+    }
+
     ngx_wgconn_engine_arm(eng, wg_device_tick(eng->dev, ngx_wgconn_now()));
+}
+
+
+static void
+ngx_wgconn_engine_publish(ngx_wgconn_engine_t *eng)
+{
+    eng->published = ngx_current_msec;
+
+    ngx_wgconn_status_publish(eng->wcf, eng->dev, eng->peers,
+                              eng->wcf->peers.nelts,
+                              ngx_wgconn_flow_count());
 }
 
 
@@ -334,6 +362,7 @@ ngx_wgconn_dev_event(void *ctx, wg_peer_t *peer, wg_event_t ev)
         ngx_log_error(NGX_LOG_INFO, eng->log, 0,
                       "wgconn: handshake with peer \"%V\" completed",
                       &pcf->name);
+        ngx_wgconn_engine_publish(eng);
         break;
 
     case WG_EV_HANDSHAKE_FAILED:

@@ -162,6 +162,25 @@ ngx_wgconn_flow_close_all(void)
 }
 
 
+ngx_uint_t
+ngx_wgconn_flow_count(void)
+{
+    ngx_uint_t    n;
+    ngx_queue_t  *q;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&ngx_wgconn_flows);
+         q != ngx_queue_sentinel(&ngx_wgconn_flows);
+         q = ngx_queue_next(q))
+    {
+        n++;
+    }
+
+    return n;
+}
+
+
 static ngx_int_t
 ngx_wgconn_flow_open_tcp(ngx_wgconn_flow_t *flow, ip_addr_t *ip, u16_t port)
 {

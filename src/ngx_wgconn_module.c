@@ -286,6 +286,10 @@ ngx_wgconn_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_wgconn_status_add_zone(cf, wcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (wcf->addresses.nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "no \"address\" in \"wgconn\" block");

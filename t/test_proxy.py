@@ -525,3 +525,78 @@ def test_silent_peer_hits_proxy_connect_timeout(failing):
     dt = time.monotonic() - t0
     assert cp.stdout == "504", cp.stderr
     assert 1.5 < dt < 6, dt
+
+
+# -- status and bad input ------------------------------------------------
+
+STATUS_BLOCK = """
+server {
+    listen 127.0.0.1:%(http)d;
+    location / { proxy_pass http://100.64.0.2:80; }
+    location = /wgconn { wgconn_status; }
+}
+"""
+
+
+def status(ov):
+    return curl(ov.ns_a, url("/wgconn"), timeout=10).stdout
+
+
+def counters(text):
+    line = [ln for ln in text.splitlines() if ln.startswith("dropped:")][0]
+    return dict((k, int(v)) for k, v in
+                (kv.split("=") for kv in line.split()[1:]))
+
+
+def test_status_shows_peer_and_garbage_is_dropped_and_counted(overlay,
+                                                              nginx_module):
+    ov = overlay
+    n = ov.nginx(build_conf(wgconn=ov.wgconn_block(),
+                            http=STATUS_BLOCK % {"http": HTTP_PORT},
+                            workers=2))
+    n.start(wait_ports=[HTTP_PORT])
+    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+
+    nsmod.wait_until(lambda: "session yes" in status(ov), 10,
+                     what="status shows the session")
+    before = counters(status(ov))
+    st = status(ov)
+    assert "peer: peerb key %s endpoint %s:51820" % (ov.peer_pub,
+                                                    ov.peer_underlay) in st
+    assert ov.node_pub in st
+
+    # from the peer's namespace, at the node's WireGuard port: short,
+    # unknown types, a data message for no session, an initiation with a
+    # bad mac1, random bytes of every WireGuard message size
+    garbage = r"""
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = (%r, 51820)
+msgs = [b"", b"\x01", b"\x09\x00\x00\x00" + b"z" * 60,
+        b"\x04\x00\x00\x00" + os.urandom(44),
+        b"\x01\x00\x00\x00" + os.urandom(144),
+        b"\x02\x00\x00\x00" + os.urandom(88),
+        b"\x03\x00\x00\x00" + os.urandom(60)]
+for i in range(200):
+    msgs.append(os.urandom(1 + i * 7 %% 1400))
+for m in msgs:
+    s.sendto(m, dst)
+""" % ov.node_underlay
+    nsmod.run(["python3", "-c", garbage], netns=ov.ns_b, timeout=30)
+
+    def dropped():
+        return sum(counters(status(ov)).values()) - sum(before.values())
+
+    nsmod.wait_until(lambda: dropped() >= 150, 10,
+                     what="garbage counted as dropped")
+    after = counters(status(ov))
+    assert after["malformed"] > before["malformed"]
+    assert after["mac1_invalid"] > before["mac1_invalid"]
+    # the node is still fine
+    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert n.engine() is not None
+    assert_clean(n)
+    # keys never reach the log
+    log = open(n.error_log).read()
+    priv = open(ov.node_key_file).read().strip()
+    assert priv not in log

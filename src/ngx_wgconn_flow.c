@@ -253,8 +253,11 @@ ngx_wgconn_tcp_connected(void *arg, struct tcp_pcb *tpcb, err_t err)
 
     ngx_wgconn_flow_finish(flow, NGX_OK, 0);
 
-    /* nginx may already have written the request */
-    ngx_wgconn_flow_read(flow->c->read);
+    /*
+     * nginx may already have written the request: read it after lwIP's
+     * callback returns, since reading may end the flow and abort the pcb
+     */
+    ngx_post_event(flow->c->read, &ngx_posted_events);
 
     return ERR_OK;
 }

@@ -29,6 +29,7 @@ struct ngx_wgconn_flow_s {
     struct tcp_pcb            *tpcb;
     struct udp_pcb            *upcb;
     struct pbuf               *pending;    /* received, not yet written */
+    struct pbuf               *pending_last;
     ngx_wgconn_open_done_pt    done;
     void                      *data;
     ngx_log_t                  log;
@@ -269,22 +270,35 @@ ngx_wgconn_tcp_recv(void *arg, struct tcp_pcb *tpcb, struct pbuf *p,
 {
     ngx_wgconn_flow_t *flow = arg;
 
+    struct pbuf  *last;
+
     if (p == NULL) {
         flow->remote_eof = 1;
 
-    } else if (flow->pending == NULL) {
-        flow->pending = p;
-
     } else {
-        pbuf_cat(flow->pending, p);
+        /*
+         * O(1) append: pbuf_cat() walks the whole pending chain (and
+         * updates every tot_len), quadratic while the socket is full;
+         * the flush only follows ->next and ->len
+         */
+        for (last = p; last->next; last = last->next) { /* void */ }
+
+        if (flow->pending == NULL) {
+            flow->pending = p;
+
+        } else {
+            flow->pending_last->next = p;
+        }
+
+        flow->pending_last = last;
     }
 
-    if (ngx_wgconn_flow_flush(flow) == NGX_ERROR) {
-        ngx_wgconn_flow_free(flow, 1);
-        return ERR_ABRT;
-    }
+    /* written at the end of this event loop iteration, in one writev()
+     * for all the segments that arrived in it */
 
-    ngx_wgconn_flow_check_done(flow);
+    if (!flow->c->write->posted) {
+        ngx_post_event(flow->c->write, &ngx_posted_events);
+    }
 
     return ERR_OK;
 }
@@ -509,48 +523,78 @@ ngx_wgconn_flow_write(ngx_event_t *wev)
 }
 
 
+#define NGX_WGCONN_FLOW_IOV  64
+
 static ngx_int_t
 ngx_wgconn_flow_flush(ngx_wgconn_flow_t *flow)
 {
-    u16_t              len;
+    size_t             size, len;
     ssize_t            n;
+    ngx_err_t          err;
+    ngx_uint_t         niov;
     struct pbuf       *p;
+    struct iovec       iov[NGX_WGCONN_FLOW_IOV];
     ngx_connection_t  *c;
 
     c = flow->c;
 
     while (flow->pending) {
-        p = flow->pending;
+        niov = 0;
+        size = 0;
 
-        n = c->send(c, p->payload, p->len);
-
-        if (n == NGX_AGAIN) {
-            /* the window stays closed until the socket drains */
-            return NGX_AGAIN;
+        for (p = flow->pending; p && niov < NGX_WGCONN_FLOW_IOV; p = p->next)
+        {
+            iov[niov].iov_base = p->payload;
+            iov[niov].iov_len = p->len;
+            size += p->len;
+            niov++;
         }
 
-        if (n == NGX_ERROR) {
+        n = writev(c->fd, iov, niov);
+
+        if (n == -1) {
+            err = ngx_socket_errno;
+
+            if (err == NGX_EAGAIN) {
+                /* the window stays closed until the socket drains */
+                c->write->ready = 0;
+                return NGX_AGAIN;
+            }
+
+            if (err == NGX_EINTR) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_INFO, c->log, err, "wgconn: writev() failed");
             return NGX_ERROR;
         }
 
-        len = (u16_t) n;
-
-        if (flow->tpcb) {
-            tcp_recved(flow->tpcb, len);
+        if (flow->tpcb && n > 0) {
+            for (len = (size_t) n; len > 0; len -= ngx_min(len, 0xffff)) {
+                tcp_recved(flow->tpcb, (u16_t) ngx_min(len, 0xffff));
+            }
         }
 
-        if (len < p->len) {
-            pbuf_remove_header(p, len);
-            continue;
+        len = (size_t) n;
+
+        while (len > 0) {
+            p = flow->pending;
+
+            if (len < p->len) {
+                pbuf_remove_header(p, (u16_t) len);
+                break;
+            }
+
+            len -= p->len;
+            flow->pending = p->next;
+            p->next = NULL;
+            pbuf_free(p);
         }
 
-        flow->pending = p->next;
-
-        if (p->next) {
-            pbuf_ref(p->next);
+        if ((size_t) n < size) {
+            c->write->ready = 0;
+            return NGX_AGAIN;
         }
-
-        pbuf_free(p);
     }
 
     if (flow->remote_eof && !flow->shut_local) {

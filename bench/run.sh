@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# ngx_wgconn benchmark: one run, this machine, network namespaces + veth.
+#
+#   bash bench/run.sh            (as root; `make bench` builds the module first)
+#
+# Topology (N = first free index; everything lives in namespaces this script
+# creates, named wgbN-*, underlay 10.97.N.0/24; cleaned up on exit):
+#
+#   ns wgbN-n  10.97.N.1   nginx (+ clients iperf3/wrk on its loopback)
+#   ns wgbN-p  10.97.N.2   the peer: wireguard-go TUN 100.64.0.2 (MTU 1280),
+#                          iperf3 -s on :5201, a plain nginx on :80 that
+#                          answers `return 200 "ok"`
+#
+# Rows:
+#   plain        nginx proxying over the veth to 10.97.N.2, no encryption
+#   wg-debian    nginx -> TUN of Debian's wireguard-go in wgbN-n -> peer
+#                (Debian's wireguard-go)
+#   ours-debian  nginx + ngx_wgconn -> peer (Debian's wireguard-go)
+#   wg-current   as wg-debian with the current wireguard-go on both sides
+#   ours-current nginx + ngx_wgconn -> peer (current wireguard-go)
+#
+# Tests per row: iperf3 through nginx `stream { proxy_pass PEER:5201; }`,
+# 1 and 4 streams, upload (client -> peer) and download (-R); wrk against
+# nginx `proxy_pass http://PEER:80` (small response), requests/s + latency.
+#
+# Environment: BENCH_SECONDS (per test, default 5), BENCH_WORKERS (nginx
+# worker_processes, default 1), BENCH_CONNS (wrk connections, default 64),
+# BENCH_ROWS (default "plain wg-debian ours-debian wg-current ours-current"),
+# BENCH_TESTS (default "up1 down1 up4 down4 rps"), BENCH_OUT (also write
+# the table there), BENCH_KEEP=1 (keep the work directory with the logs),
+# BENCH_HOOK (a command run in the background before each row's tests, with
+# NS_N, NS_P, WORK, N and ROW set: tcpdump, nstat, perf).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+T=${BENCH_SECONDS:-5}
+WORKERS=${BENCH_WORKERS:-1}
+CONNS=${BENCH_CONNS:-64}
+ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current"}
+TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps"}
+MODULE=${WGC_MODULE:-$top/build/ngx_wgconn_module.so}
+STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
+WG_DEBIAN=/usr/bin/wireguard-go
+WG_CURRENT=$top/build/bin/wireguard-go-current
+MTU=1280
+NODE_OV=100.64.0.1
+PEER_OV=100.64.0.2
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "run as root (network namespaces, TUN devices)"
+[ -e /dev/net/tun ] || die "no /dev/net/tun"
+
+# -- tools -------------------------------------------------------------------
+need=()
+for t in iperf3 wrk nginx wg ip python3; do
+    command -v "$t" >/dev/null || need+=("$t")
+done
+[ -x $WG_DEBIAN ] || need+=(wireguard-go)
+if [ ${#need[@]} -gt 0 ]; then
+    pkgs=()
+    for t in "${need[@]}"; do
+        case $t in
+            wg) pkgs+=(wireguard-tools) ;;
+            ip) pkgs+=(iproute2) ;;
+            *) pkgs+=("$t") ;;
+        esac
+    done
+    log "installing ${pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+[ -f "$MODULE" ] || { log "building the module"; make -C "$top" module >/dev/null; }
+if [[ " $ROWS " == *current* ]] && [ ! -x "$WG_CURRENT" ]; then
+    bash "$top/scripts/build-wireguard-go.sh" >/dev/null 2>&1 \
+        || { log "current wireguard-go unavailable: skipping its rows"
+             ROWS=$(echo "$ROWS" | tr ' ' '\n' | grep -v current | tr '\n' ' '); }
+fi
+stream_load=""
+if nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' && [ -f $STREAM_MODULE ]; then
+    stream_load="load_module $STREAM_MODULE;"
+fi
+
+# -- namespaces ----------------------------------------------------------------
+exec 9>/run/wgb-bench.lock
+flock 9
+N=
+for i in $(seq 0 249); do
+    if ! ip netns list | grep -q "^wgb$i-"; then N=$i; break; fi
+done
+[ -n "$N" ] || die "no free wgb namespace index"
+NS_N=wgb$N-n
+NS_P=wgb$N-p
+U_N=10.97.$N.1
+U_P=10.97.$N.2
+WORK=$(mktemp -d /tmp/wgb-XXXXXX)
+chmod 755 "$WORK"
+# a private copy: a rebuild during the run must not change the mapped file
+cp "$MODULE" "$WORK/ngx_wgconn_module.so"
+MODULE=$WORK/ngx_wgconn_module.so
+pids=()
+
+cleanup() {
+    set +e
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for ns in $NS_N $NS_P; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
+    done
+    sleep 0.3
+    for ns in $NS_N $NS_P; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    rm -f /var/run/wireguard/wgb${N}n.sock /var/run/wireguard/wgb${N}p.sock
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add $NS_N
+ip netns add $NS_P
+flock -u 9
+ip -n $NS_N link set lo up
+ip -n $NS_P link set lo up
+ip link add wgb$N-vn netns $NS_N type veth peer name wgb$N-vp netns $NS_P
+ip -n $NS_N addr add $U_N/24 dev wgb$N-vn
+ip -n $NS_P addr add $U_P/24 dev wgb$N-vp
+ip -n $NS_N link set wgb$N-vn up
+ip -n $NS_P link set wgb$N-vp up
+
+wait_for() {  # tries cmd...
+    local n=$1; shift
+    for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+
+(umask 077; wg genkey > "$WORK/node.key"; wg genkey > "$WORK/peer.key")
+NODE_PUB=$(wg pubkey < "$WORK/node.key")
+PEER_PUB=$(wg pubkey < "$WORK/peer.key")
+
+# -- peer services -------------------------------------------------------------
+mkdir -p "$WORK/peer-nginx/logs" "$WORK/peer-nginx/tmp"
+cat > "$WORK/peer-nginx/nginx.conf" <<EOF
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp;
+    scgi_temp_path tmp;
+    keepalive_requests 1000000;
+    server { listen 80 reuseport; location / { return 200 "ok\n"; } }
+}
+EOF
+ip netns exec $NS_P nginx -p "$WORK/peer-nginx" -c nginx.conf
+ip netns exec $NS_P iperf3 -s -D -p 5201 --logfile "$WORK/iperf3-s.log"
+wait_for 50 ip netns exec $NS_P bash -c 'exec 3<>/dev/tcp/127.0.0.1/5201' \
+    || die "iperf3 server did not start"
+
+declare -A wgpid
+# -- wireguard-go --------------------------------------------------------------
+wg_start() {  # ns ifname binary addr key peerpub peeraddr peerendpoint
+    local ns=$1 ifn=$2 bin=$3 addr=$4 key=$5 ppub=$6 paddr=$7 pep=$8
+    rm -f /var/run/wireguard/$ifn.sock
+    WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
+    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+        ip netns exec "$ns" "$bin" -f "$ifn" >>"$WORK/$ifn.log" 2>&1 &
+    pids+=($!)
+    wgpid[$ifn]=$!
+    wait_for 100 ip netns exec "$ns" wg show "$ifn" || die "$bin did not start"
+    ip netns exec "$ns" wg set "$ifn" private-key "$key" listen-port 51820 \
+        peer "$ppub" allowed-ips "$paddr/32" endpoint "$pep:51820"
+    ip -n "$ns" addr add "$addr/32" dev "$ifn"
+    ip -n "$ns" link set "$ifn" mtu $MTU up
+    ip -n "$ns" route replace "$paddr/32" dev "$ifn"
+}
+
+wg_stop() {  # ns ifname
+    kill "${wgpid[$2]}" 2>/dev/null || true
+    wait "${wgpid[$2]}" 2>/dev/null || true
+    wait_for 50 bash -c "! ip -n $1 link show $2" || ip -n "$1" link del "$2" 2>/dev/null || true
+}
+
+# -- nginx under test ----------------------------------------------------------
+node_nginx_start() {  # row upstream-address
+    local row=$1 up=$2 d=$WORK/node-nginx-$1 wgconn="" load=""
+    mkdir -p "$d/logs" "$d/tmp"
+    chmod 755 "$d"
+    if [[ $row == ours-* ]]; then
+        load="load_module $MODULE;"
+        wgconn="wgconn {
+    private_key_file $WORK/node.key;
+    address $NODE_OV/32;
+    listen_port 51820;
+    mtu $MTU;
+    peer $PEER_PUB { allowed_ips $PEER_OV/32; endpoint $U_P:51820; name peer; }
+}"
+    fi
+    cat > "$d/nginx.conf" <<EOF
+$stream_load
+$load
+worker_processes $WORKERS;
+${BENCH_NGINX_MAIN:-}
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 8192; }
+$wgconn
+http {
+    access_log off;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp;
+    scgi_temp_path tmp;
+    keepalive_requests 1000000;
+    upstream peer_http { server $up:80; keepalive 64; }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_pass http://peer_http;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+stream {
+    server { listen 127.0.0.1:5201; proxy_pass $up:5201; }
+}
+EOF
+    ip netns exec $NS_N nginx -p "$d" -c nginx.conf \
+        || die "nginx ($row) failed to start: $(tail -5 "$d/logs/error.log")"
+    wait_for 50 ip netns exec $NS_N bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080' \
+        || die "nginx ($row) not listening"
+}
+
+node_nginx_stop() {
+    local d=$WORK/node-nginx-$1 pid
+    pid=$(cat "$d/logs/nginx.pid" 2>/dev/null) || return 0
+    kill -QUIT "$pid" 2>/dev/null || true
+    wait_for 100 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+}
+
+# -- measurements --------------------------------------------------------------
+iperf() {  # streams reverse -> Mbit/s (one retry after a failed run)
+    local v
+    v=$(iperf_once "$@")
+    if [ "$v" = 0 ]; then
+        log "$ROW: iperf3 -P $1 $2 failed ($(grep -o '"error":.*' \
+            "$WORK/iperf-$ROW-$1$2.json" | head -1)), retrying"
+        v=$(iperf_once "$@")
+    fi
+    echo "$v"
+}
+
+iperf_once() {
+    local out
+    out=$(ip netns exec $NS_N timeout $((T + 20)) iperf3 -c 127.0.0.1 -p 5201 \
+          -t "$T" -O 1 -P "$1" $2 -J 2>&1) || true
+    echo "$out" > "$WORK/iperf-$ROW-$1$2.json"
+    python3 -c '
+import json, sys
+try:
+    j = json.loads(sys.stdin.read())
+    print("%.0f" % (j["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception:
+    print(0)' <<<"$out"
+}
+
+warm() {  # one request, and wait for the overlay to carry it
+    wait_for 100 ip netns exec $NS_N bash -c \
+        'exec 3<>/dev/tcp/127.0.0.1/8080; printf "GET / HTTP/1.0\r\n\r\n" >&3; grep -q "^ok" <&3'
+}
+
+wrk_run() {  # -> "rps p50ms p99ms"
+    local out
+    out=$(ip netns exec $NS_N timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
+          -d "${T}s" --latency http://127.0.0.1:8080/ 2>&1) || { echo "0 - -"; return; }
+    python3 -c '
+import re, sys
+s = sys.stdin.read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    f = float(m.group(1))
+    return f / 1000 if m.group(2) == "us" else f * 1000 if m.group(2) == "s" else f
+rps = re.search(r"Requests/sec:\s+([\d.]+)", s)
+p50 = re.search(r"\s50%\s+(\S+)", s)
+p99 = re.search(r"\s99%\s+(\S+)", s)
+err = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", s)
+print("%.0f %.2f %.2f" % (float(rps.group(1)) if rps else 0,
+      ms(p50.group(1)) if p50 else 0, ms(p99.group(1)) if p99 else 0))
+' <<<"$out"
+}
+
+declare -A R
+measure() {  # row
+    local row=$1
+    ROW=$row
+    warm || log "$row: warm-up request failed"
+    if [ -n "${BENCH_HOOK:-}" ]; then
+        NS_N=$NS_N NS_P=$NS_P WORK=$WORK N=$N ROW=$row bash -c "$BENCH_HOOK" &
+        pids+=($!)
+        sleep 0.5
+    fi
+    for t in $TESTS; do
+        case $t in
+            up1) R[$row,up1]=$(iperf 1 "") ;;
+            down1) R[$row,down1]=$(iperf 1 -R) ;;
+            up4) R[$row,up4]=$(iperf 4 "") ;;
+            down4) R[$row,down4]=$(iperf 4 -R) ;;
+            rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)" ;;
+        esac
+    done
+    log "$row: up1 ${R[$row,up1]:--} down1 ${R[$row,down1]:--}" \
+        "up4 ${R[$row,up4]:--} down4 ${R[$row,down4]:--} Mbit/s;" \
+        "${R[$row,rps]:--} req/s p50 ${R[$row,p50]:--} ms p99 ${R[$row,p99]:--} ms"
+}
+
+peer_impl=
+peer_set() {  # debian|current
+    [ "$peer_impl" = "$1" ] && return
+    [ -n "$peer_impl" ] && wg_stop $NS_P wgb${N}p
+    local bin=$WG_DEBIAN
+    [ "$1" = current ] && bin=$WG_CURRENT
+    wg_start $NS_P wgb${N}p $bin $PEER_OV "$WORK/peer.key" "$NODE_PUB" \
+        $NODE_OV $U_N
+    peer_impl=$1
+}
+
+log "namespaces $NS_N/$NS_P, ${T}s per test, $WORKERS nginx worker(s), rows: $ROWS"
+for row in $ROWS; do
+    case $row in
+        plain)
+            node_nginx_start plain $U_P
+            measure plain
+            node_nginx_stop plain ;;
+        wg-debian|wg-current)
+            impl=${row#wg-}
+            bin=$WG_DEBIAN; [ $impl = current ] && bin=$WG_CURRENT
+            peer_set $impl
+            wg_start $NS_N wgb${N}n $bin $NODE_OV "$WORK/node.key" "$PEER_PUB" \
+                $PEER_OV $U_P
+            node_nginx_start $row $PEER_OV
+            measure $row
+            node_nginx_stop $row
+            wg_stop $NS_N wgb${N}n ;;
+        ours-debian|ours-current)
+            peer_set ${row#ours-}
+            node_nginx_start $row $PEER_OV
+            measure $row
+            node_nginx_stop $row ;;
+        *) die "unknown row $row" ;;
+    esac
+done
+
+# -- table ---------------------------------------------------------------------
+table() {
+    local cols="up1 down1 up4 down4 rps p50 p99" row c
+    printf '%-13s %8s %8s %8s %8s %9s %8s %8s\n' row "up1" "down1" "up4" \
+        "down4" "req/s" "p50 ms" "p99 ms"
+    printf '%-13s %8s %8s %8s %8s %9s %8s %8s\n' "" "Mbit/s" "Mbit/s" \
+        "Mbit/s" "Mbit/s" "" "" ""
+    for row in $ROWS; do
+        printf '%-13s' "$row"
+        for c in $cols; do printf ' %8s' "${R[$row,$c]:--}"; done
+        echo
+    done
+    echo
+    echo "ratios (ours / baseline; latency: baseline / ours, higher is better)"
+    for pair in "ours-debian wg-debian" "ours-current wg-current" \
+                "ours-debian plain" "ours-current plain"; do
+        set -- $pair
+        [[ " $ROWS " == *" $1 "* && " $ROWS " == *" $2 "* ]] || continue
+        printf '%-13s' "/$2"
+        for c in $cols; do
+            python3 -c '
+import sys
+a, b, inv = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+try:
+    a, b = float(a), float(b)
+    r = (b / a) if inv else (a / b)
+    print(" %8.2f" % r, end="")
+except Exception:
+    print(" %8s" % "-", end="")' "${R[$1,$c]:-}" "${R[$2,$c]:-}" \
+                $([[ $c == p* ]] && echo 1 || echo 0)
+        done
+        echo "   ($1)"
+    done
+}
+
+echo
+echo "ngx_wgconn bench: $(nproc) cores, $(uname -r), ${T}s per test," \
+     "$WORKERS nginx worker(s), wrk -c $CONNS"
+echo "wireguard-go: debian $($WG_DEBIAN --version 2>/dev/null | head -1 | awk '{print $2}')," \
+     "current $([ -x "$WG_CURRENT" ] && $WG_CURRENT --version 2>/dev/null | head -1 | awk '{print $2}')"
+echo
+table | tee ${BENCH_OUT:-/dev/null}

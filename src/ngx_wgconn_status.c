@@ -15,7 +15,8 @@
 #include "ngx_wgconn.h"
 
 
-#define NGX_WGCONN_STATUS_SIZE      (1024 * 1024)
+#define NGX_WGCONN_STATUS_ZONE      (1024 * 1024)
+#define NGX_WGCONN_STATUS_SIZE      (768 * 1024)     /* from the slab pool */
 #define NGX_WGCONN_STATUS_NAME_LEN  32
 
 
@@ -64,7 +65,7 @@ ngx_wgconn_status_add_zone(ngx_conf_t *cf, ngx_wgconn_conf_t *wcf)
     ngx_str_t  name = ngx_string("wgconn_status");
 
     wcf->status_zone = ngx_shared_memory_add(cf, &name,
-                                             NGX_WGCONN_STATUS_SIZE,
+                                             NGX_WGCONN_STATUS_ZONE,
                                              &ngx_wgconn_module);
     if (wcf->status_zone == NULL) {
         return NGX_ERROR;
@@ -80,13 +81,31 @@ ngx_wgconn_status_add_zone(ngx_conf_t *cf, ngx_wgconn_conf_t *wcf)
 static ngx_int_t
 ngx_wgconn_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    /* a zone kept from the previous cycle holds the engine's snapshot */
+    ngx_slab_pool_t      *shpool;
+    ngx_wgconn_status_t  *st;
 
-    if (data == NULL) {
-        ngx_memzero(shm_zone->shm.addr, sizeof(ngx_wgconn_status_t));
+    /*
+     * a zone kept from the previous cycle holds the snapshot the engine
+     * (which outlives the cycle) keeps writing to
+     */
+
+    if (data) {
+        shm_zone->data = data;
+        return NGX_OK;
     }
 
-    shm_zone->data = shm_zone->shm.addr;
+    /* the zone starts with nginx's slab pool header: allocate from it */
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    st = ngx_slab_alloc(shpool, NGX_WGCONN_STATUS_SIZE);
+    if (st == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(st, sizeof(ngx_wgconn_status_t));
+
+    shm_zone->data = st;
 
     return NGX_OK;
 }
@@ -107,11 +126,11 @@ ngx_wgconn_status_publish(ngx_wgconn_conf_t *wcf, wg_device_t *dev,
     ngx_wgconn_peer_conf_t    *pcf;
     ngx_wgconn_status_peer_t  *sp;
 
-    if (wcf->status_zone == NULL || wcf->status_zone->shm.addr == NULL) {
+    if (wcf->status_zone == NULL || wcf->status_zone->data == NULL) {
         return;
     }
 
-    st = (ngx_wgconn_status_t *) wcf->status_zone->shm.addr;
+    st = wcf->status_zone->data;
 
     now = ngx_time();
     mono = ngx_wgconn_now();
@@ -169,11 +188,11 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
     ngx_wgconn_status_t       *st, *copy;
     ngx_wgconn_status_peer_t  *sp;
 
-    if (wcf->status_zone == NULL || wcf->status_zone->shm.addr == NULL) {
+    if (wcf->status_zone == NULL || wcf->status_zone->data == NULL) {
         return NULL;
     }
 
-    st = (ngx_wgconn_status_t *) wcf->status_zone->shm.addr;
+    st = wcf->status_zone->data;
 
     copy = ngx_palloc(pool, NGX_WGCONN_STATUS_SIZE);
     if (copy == NULL) {

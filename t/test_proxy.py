@@ -499,32 +499,35 @@ def failing(overlay, nginx_module):
 
 
 def test_refused_port_fails_fast_to_next_upstream(failing):
+    """The peer's RST fails the attempt at once (ECONNREFUSED, not a
+    timeout), and proxy_next_upstream takes the next server."""
     ov, n = failing
     for _ in range(4):
-        t0 = time.monotonic()
         cp = curl(ov.ns_a, url("/next/"), timeout=30)
         assert cp.stdout == "hello from peer\n"
-        assert time.monotonic() - t0 < 1.5
+    log = open(n.error_log).read()
+    assert "100.64.0.2:81 over the overlay failed (111: Connection refused)" \
+        in log, log[-3000:]
+    assert "timed out" not in log
 
 
-def test_refused_port_is_502_at_once(failing):
+def test_refused_port_is_502(failing):
     ov, n = failing
-    t0 = time.monotonic()
     cp = curl(ov.ns_a, url("/refused/"), "-o", "/dev/null",
               "-w", "%{http_code}", timeout=30, check=False)
     assert cp.stdout == "502"
-    assert time.monotonic() - t0 < 1.5
-    assert "over the overlay failed" in open(n.error_log).read()
+    assert "(111: Connection refused)" in open(n.error_log).read()
 
 
 def test_silent_peer_hits_proxy_connect_timeout(failing):
+    """A peer that never answers the handshake: nginx's own
+    proxy_connect_timeout ends the attempt with 504."""
     ov, n = failing
-    t0 = time.monotonic()
     cp = curl(ov.ns_a, url("/silent/"), "-o", "/dev/null",
               "-w", "%{http_code}", timeout=30, check=False)
-    dt = time.monotonic() - t0
     assert cp.stdout == "504", cp.stderr
-    assert 1.5 < dt < 6, dt
+    assert "upstream timed out (110: Connection timed out) while " \
+        "connecting to upstream" in open(n.error_log).read()
 
 
 # -- status and bad input ------------------------------------------------

@@ -117,6 +117,9 @@ ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
     c->send = ngx_send;
     c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
 
+    /* nginx closing its end mid-transfer is routine, not an error */
+    c->log_error = NGX_ERROR_INFO;
+
     ngx_queue_insert_tail(&ngx_wgconn_flows, &flow->queue);
 
     if (type == SOCK_STREAM) {

@@ -16,8 +16,20 @@
 
 #include "ngx_wgconn.h"
 
+#include <netinet/udp.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT  103
+#endif
+
+#ifndef UDP_GRO
+#define UDP_GRO      104
+#endif
+
 
 #define NGX_WGCONN_UDP_BATCH     64
+#define NGX_WGCONN_UDP_GSO_SEGS  64      /* kernel's UDP_MAX_SEGMENTS */
+#define NGX_WGCONN_UDP_GSO_BYTES 65000   /* one GSO send is one IP packet */
 #define NGX_WGCONN_UDP_RING      4096
 #define NGX_WGCONN_UDP_SOCKBUF   (8 * 1024 * 1024)
 
@@ -36,9 +48,11 @@ struct ngx_wgconn_udp_s {
     ngx_uint_t                 head;       /* next to send */
     ngx_uint_t                 count;      /* queued */
     ngx_event_t                flush;
+    unsigned                   gso:1;      /* UDP_SEGMENT works here */
 
     /* receive batch */
     u_char                    *rbufs;
+    size_t                     rslot;      /* a datagram, or a GRO train */
     wg_endpoint_t             *from;
 
     uint64_t                   tx_dropped;
@@ -57,7 +71,7 @@ ngx_wgconn_udp_t *
 ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port, size_t max_msg,
     ngx_wgconn_udp_recv_pt recv, void *data)
 {
-    int                   zero;
+    int                   zero, one;
     ngx_socket_t          s;
     ngx_connection_t     *c;
     ngx_wgconn_udp_t     *u;
@@ -73,12 +87,11 @@ ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port, size_t max_msg,
     u->to = ngx_palloc(cycle->pool,
                        NGX_WGCONN_UDP_RING * sizeof(struct sockaddr_in6));
     u->lens = ngx_palloc(cycle->pool, NGX_WGCONN_UDP_RING * sizeof(uint16_t));
-    u->rbufs = ngx_palloc(cycle->pool, NGX_WGCONN_UDP_BATCH * u->slot);
     u->from = ngx_palloc(cycle->pool,
                          NGX_WGCONN_UDP_BATCH * sizeof(wg_endpoint_t));
 
     if (u->slots == NULL || u->to == NULL || u->lens == NULL
-        || u->rbufs == NULL || u->from == NULL)
+        || u->from == NULL)
     {
         return NULL;
     }
@@ -97,10 +110,27 @@ ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port, size_t max_msg,
     }
 
     zero = 0;
+    one = 1;
     (void) setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(int));
 
     ngx_wgconn_udp_sockbuf(s, SO_RCVBUF, SO_RCVBUFFORCE);
     ngx_wgconn_udp_sockbuf(s, SO_SNDBUF, SO_SNDBUFFORCE);
+
+    /*
+     * receive offload: the kernel hands over a train of datagrams from one
+     * sender in one read; each buffer must then hold a whole train
+     */
+    u->rslot = u->slot;
+
+    if (setsockopt(s, SOL_UDP, UDP_GRO, &one, sizeof(int)) == 0) {
+        u->rslot = 65536;
+    }
+
+    u->rbufs = ngx_palloc(cycle->pool, NGX_WGCONN_UDP_BATCH * u->rslot);
+    if (u->rbufs == NULL) {
+        ngx_close_socket(s);
+        return NULL;
+    }
 
     ngx_memzero(&sin6, sizeof(struct sockaddr_in6));
     sin6.sin6_family = AF_INET6;
@@ -138,6 +168,7 @@ ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port, size_t max_msg,
     }
 
     u->c = c;
+    u->gso = 1;
 
     u->flush.handler = ngx_wgconn_udp_flush_handler;
     u->flush.data = c;
@@ -251,32 +282,93 @@ ngx_wgconn_udp_write(ngx_event_t *wev)
 }
 
 
+/*
+ * Runs of datagrams to the same endpoint with the same size (the last may
+ * be shorter) leave as one UDP_SEGMENT send: the kernel segments them, so
+ * a window of full-sized segments costs a few system calls, not one each.
+ */
+
 static void
 ngx_wgconn_udp_flush(ngx_wgconn_udp_t *u)
 {
-    int                   n;
-    ngx_err_t             err;
-    ngx_uint_t            i, k, batch;
-    struct iovec          iov[NGX_WGCONN_UDP_BATCH];
-    struct mmsghdr        msgs[NGX_WGCONN_UDP_BATCH];
+    int              n;
+    size_t           seg;
+    uint16_t        *gso;
+    ngx_err_t        err;
+    ngx_uint_t       i, k, m, j, first, limit, segs, max, sent;
+    struct iovec     iov[NGX_WGCONN_UDP_BATCH];
+    struct cmsghdr  *cmsg;
+    struct mmsghdr   msgs[NGX_WGCONN_UDP_BATCH];
+    ngx_uint_t       nsegs[NGX_WGCONN_UDP_BATCH];
+    union {
+        char            buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr  align;
+    } ctl[NGX_WGCONN_UDP_BATCH];
 
     while (u->count) {
-        batch = ngx_min(u->count, NGX_WGCONN_UDP_BATCH);
+        limit = ngx_min(u->count, NGX_WGCONN_UDP_BATCH);
+        k = 0;
+        m = 0;
 
-        for (k = 0; k < batch; k++) {
-            i = (u->head + k) % NGX_WGCONN_UDP_RING;
+        while (k < limit) {
+            first = (u->head + k) % NGX_WGCONN_UDP_RING;
+            seg = u->lens[first];
+            max = u->gso ? ngx_min(NGX_WGCONN_UDP_GSO_SEGS,
+                                   NGX_WGCONN_UDP_GSO_BYTES / seg)
+                         : 1;
 
-            iov[k].iov_base = u->slots + i * u->slot;
-            iov[k].iov_len = u->lens[i];
+            iov[k].iov_base = u->slots + first * u->slot;
+            iov[k].iov_len = seg;
 
-            ngx_memzero(&msgs[k], sizeof(struct mmsghdr));
-            msgs[k].msg_hdr.msg_name = &u->to[i];
-            msgs[k].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
-            msgs[k].msg_hdr.msg_iov = &iov[k];
-            msgs[k].msg_hdr.msg_iovlen = 1;
+            ngx_memzero(&msgs[m], sizeof(struct mmsghdr));
+            msgs[m].msg_hdr.msg_name = &u->to[first];
+            msgs[m].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
+            msgs[m].msg_hdr.msg_iov = &iov[k];
+
+            segs = 1;
+            k++;
+
+            while (k < limit && segs < max) {
+                i = (u->head + k) % NGX_WGCONN_UDP_RING;
+
+                if (u->lens[i] > seg
+                    || ngx_memcmp(&u->to[i], &u->to[first],
+                                  sizeof(struct sockaddr_in6))
+                       != 0)
+                {
+                    break;
+                }
+
+                iov[k].iov_base = u->slots + i * u->slot;
+                iov[k].iov_len = u->lens[i];
+                segs++;
+                k++;
+
+                if (u->lens[i] < seg) {
+                    /* only the last segment may be shorter */
+                    break;
+                }
+            }
+
+            msgs[m].msg_hdr.msg_iovlen = segs;
+
+            if (segs > 1) {
+                msgs[m].msg_hdr.msg_control = &ctl[m];
+                msgs[m].msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+
+                cmsg = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+                cmsg->cmsg_level = SOL_UDP;
+                cmsg->cmsg_type = UDP_SEGMENT;
+                cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+
+                gso = (uint16_t *) CMSG_DATA(cmsg);
+                *gso = (uint16_t) seg;
+            }
+
+            nsegs[m++] = segs;
         }
 
-        n = sendmmsg(u->c->fd, msgs, batch, 0);
+        n = sendmmsg(u->c->fd, msgs, m, 0);
 
         if (n == -1) {
             err = ngx_socket_errno;
@@ -292,15 +384,30 @@ ngx_wgconn_udp_flush(ngx_wgconn_udp_t *u)
                 continue;
             }
 
-            /* unreachable and the like: the datagram is lost, not the rest */
+            if (u->gso && nsegs[0] > 1 && (err == EIO || err == EINVAL)) {
+                /* no segmentation offload on this path: send one by one */
+                ngx_log_error(NGX_LOG_NOTICE, u->log, err,
+                              "wgconn: UDP segmentation offload is not "
+                              "available, sending datagrams one by one");
+                u->gso = 0;
+                continue;
+            }
+
+            /* unreachable and the like: that message is lost, not the rest */
             ngx_log_error(NGX_LOG_INFO, u->log, err,
                           "wgconn: sendmmsg() failed");
             n = 1;
-            u->tx_dropped++;
+            u->tx_dropped += nsegs[0];
         }
 
-        u->head = (u->head + n) % NGX_WGCONN_UDP_RING;
-        u->count -= n;
+        sent = 0;
+
+        for (j = 0; j < (ngx_uint_t) n; j++) {
+            sent += nsegs[j];
+        }
+
+        u->head = (u->head + sent) % NGX_WGCONN_UDP_RING;
+        u->count -= sent;
     }
 
     u->c->write->ready = 1;
@@ -315,12 +422,19 @@ ngx_wgconn_udp_flush(ngx_wgconn_udp_t *u)
 static void
 ngx_wgconn_udp_read(ngx_event_t *rev)
 {
-    int                 i, n;
+    int                 i, n, gso;
+    size_t              len, off, seg;
+    u_char             *buf;
     ngx_err_t           err;
+    struct cmsghdr     *cmsg;
     ngx_connection_t   *c;
     ngx_wgconn_udp_t   *u;
     struct iovec        iov[NGX_WGCONN_UDP_BATCH];
     struct mmsghdr      msgs[NGX_WGCONN_UDP_BATCH];
+    union {
+        char            buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr  align;
+    } ctl[NGX_WGCONN_UDP_BATCH];
 
     c = rev->data;
     u = c->data;
@@ -328,14 +442,16 @@ ngx_wgconn_udp_read(ngx_event_t *rev)
     for ( ;; ) {
 
         for (i = 0; i < NGX_WGCONN_UDP_BATCH; i++) {
-            iov[i].iov_base = u->rbufs + i * u->slot;
-            iov[i].iov_len = u->slot;
+            iov[i].iov_base = u->rbufs + i * u->rslot;
+            iov[i].iov_len = u->rslot;
 
             ngx_memzero(&msgs[i], sizeof(struct mmsghdr));
             msgs[i].msg_hdr.msg_name = &u->from[i].addr;
             msgs[i].msg_hdr.msg_namelen = sizeof(u->from[i].addr);
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = &ctl[i];
+            msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
         }
 
         n = recvmmsg(c->fd, msgs, NGX_WGCONN_UDP_BATCH, 0, NULL);
@@ -367,8 +483,35 @@ ngx_wgconn_udp_read(ngx_event_t *rev)
             u->from[i].len = msgs[i].msg_hdr.msg_namelen;
             ngx_wgconn_udp_unmap(&u->from[i]);
 
-            u->recv(u->data, u->rbufs + i * u->slot, msgs[i].msg_len,
-                    &u->from[i]);
+            gso = 0;
+
+            for (cmsg = CMSG_FIRSTHDR(&msgs[i].msg_hdr);
+                 cmsg != NULL;
+                 cmsg = CMSG_NXTHDR(&msgs[i].msg_hdr, cmsg))
+            {
+                if (cmsg->cmsg_level == SOL_UDP
+                    && cmsg->cmsg_type == UDP_GRO)
+                {
+                    ngx_memcpy(&gso, CMSG_DATA(cmsg), sizeof(int));
+                }
+            }
+
+            buf = u->rbufs + i * u->rslot;
+            len = msgs[i].msg_len;
+            seg = (gso > 0) ? (size_t) gso : len;
+
+            if (len == 0) {
+                /* still a datagram: the device counts it as malformed */
+                u->recv(u->data, buf, 0, &u->from[i]);
+                continue;
+            }
+
+            /* a GRO train: datagrams of gso bytes, the last may be shorter */
+
+            for (off = 0; off < len; off += seg) {
+                u->recv(u->data, buf + off, ngx_min(seg, len - off),
+                        &u->from[i]);
+            }
         }
 
         if (n < NGX_WGCONN_UDP_BATCH) {

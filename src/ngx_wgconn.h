@@ -87,10 +87,7 @@ ngx_wgconn_engine_t *ngx_wgconn_engine_get(void);
 ngx_int_t ngx_wgconn_engine_start(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf);
 void ngx_wgconn_engine_stop(void);
-wg_device_t *ngx_wgconn_engine_device(ngx_wgconn_engine_t *eng);
 uint64_t ngx_wgconn_now(void);
-void ngx_wgconn_engine_deliver(ngx_wgconn_engine_t *eng, u_char *pkt,
-    size_t len);
 
 /* ngx_wgconn_udp.c: the node's UDP socket, batched both ways */
 ngx_wgconn_udp_t *ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port,

@@ -20,7 +20,6 @@ struct ngx_wgconn_engine_s {
     ngx_wgconn_udp_t          *udp;
     ngx_event_t                timer;
     ngx_connection_t           dummy;      /* the timer's ev->data */
-    ngx_uint_t                 mtu;
     ngx_wgconn_conf_t         *wcf;
     wg_peer_t                **peers;      /* in wcf->peers order */
     ngx_msec_t                 published;
@@ -52,13 +51,6 @@ ngx_wgconn_engine_get(void)
 }
 
 
-wg_device_t *
-ngx_wgconn_engine_device(ngx_wgconn_engine_t *eng)
-{
-    return eng->dev;
-}
-
-
 uint64_t
 ngx_wgconn_now(void)
 {
@@ -80,7 +72,6 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 
     eng->cycle = cycle;
     eng->log = cycle->log;
-    eng->mtu = wcf->mtu;
     eng->wcf = wcf;
 
     eng->peers = ngx_pcalloc(cycle->pool,

@@ -97,6 +97,18 @@ def pid_alive(pid):
     return True
 
 
+def stop_process(proc, timeout=5.0):
+    """SIGTERM a Popen we started, SIGKILL it if it is still there after
+    timeout; reaps it either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 def kill_pids(pids, timeout=5.0):
     """SIGTERM the given pids, then SIGKILL whatever is left after timeout."""
     pids = [p for p in pids if p != os.getpid()]

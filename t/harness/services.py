@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 
-from .netns import HarnessError, run, wait_listening, wait_until
+from .netns import (HarnessError, run, stop_process, wait_listening,
+                    wait_until)
 from .peer_services import (expected_sha256, pattern_chunks,  # noqa: F401
                             write_pattern_file)
 
@@ -85,13 +86,7 @@ class PeerServices:
     def stop(self, timeout=5.0):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        stop_process(self.proc, timeout)
         self.proc = None
 
     def log_tail(self, n=4000):

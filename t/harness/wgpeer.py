@@ -15,7 +15,7 @@ import os
 import subprocess
 import time
 
-from .netns import HarnessError, ip, run, wait_until
+from .netns import HarnessError, ip, run, stop_process, wait_until
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_BIN = os.path.join(TOP, "build", "bin")
@@ -200,13 +200,7 @@ class WgPeer:
     def stop(self, timeout=5.0):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        stop_process(self.proc, timeout)
         self.proc = None
         # the TUN device goes with the process; wait for it to be gone
         try:

@@ -15,7 +15,12 @@
 #include "ngx_wgconn.h"
 
 
+static ngx_int_t ngx_http_wgconn_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_wgconn_postconfiguration(ngx_conf_t *cf);
+static char *ngx_http_wgconn_listen(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_wgconn_peer_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static char *ngx_http_wgconn_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_wgconn_status_handler(ngx_http_request_t *r);
@@ -24,6 +29,13 @@ static ngx_int_t ngx_http_wgconn_init_peer(ngx_http_request_t *r,
 
 
 static ngx_command_t  ngx_http_wgconn_commands[] = {
+
+    { ngx_string("wgconn_listen"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
+      ngx_http_wgconn_listen,
+      0,
+      0,
+      NULL },
 
     { ngx_string("wgconn_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -37,7 +49,7 @@ static ngx_command_t  ngx_http_wgconn_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_wgconn_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_wgconn_add_variables,         /* preconfiguration */
     ngx_http_wgconn_postconfiguration,     /* postconfiguration */
 
     NULL,                                  /* create main configuration */
@@ -65,6 +77,71 @@ ngx_module_t  ngx_http_wgconn_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_http_variable_t  ngx_http_wgconn_vars[] = {
+
+    { ngx_string("wgconn_peer_key"), NULL, ngx_http_wgconn_peer_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wgconn_peer_name"), NULL, ngx_http_wgconn_peer_variable,
+      1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_wgconn_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_wgconn_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the overlay peer a client connection came from; empty otherwise */
+
+static ngx_int_t
+ngx_http_wgconn_peer_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  key, name, *val;
+
+    if (ngx_wgconn_listen_peer(r->connection, &key, &name) != NGX_OK) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    val = data ? &name : &key;
+
+    v->len = val->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = val->data;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_wgconn_listen(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_wgconn_listen_conf(cf, &ngx_http_core_module,
+                  ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module),
+                  0);
+}
 
 
 static ngx_int_t

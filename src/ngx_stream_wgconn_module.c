@@ -15,13 +15,31 @@
 #include "ngx_wgconn.h"
 
 
+static ngx_int_t ngx_stream_wgconn_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_stream_wgconn_postconfiguration(ngx_conf_t *cf);
+static char *ngx_stream_wgconn_listen(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_stream_wgconn_peer_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+
+
+static ngx_command_t  ngx_stream_wgconn_commands[] = {
+
+    { ngx_string("wgconn_listen"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_wgconn_listen,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
 static ngx_int_t ngx_stream_wgconn_init_peer(ngx_stream_session_t *s,
     ngx_stream_upstream_srv_conf_t *us);
 
 
 static ngx_stream_module_t  ngx_stream_wgconn_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_stream_wgconn_add_variables,       /* preconfiguration */
     ngx_stream_wgconn_postconfiguration,   /* postconfiguration */
 
     NULL,                                  /* create main configuration */
@@ -34,9 +52,9 @@ static ngx_stream_module_t  ngx_stream_wgconn_module_ctx = {
 
 ngx_module_t  ngx_stream_wgconn_module = {
     NGX_MODULE_V1,
-    &ngx_stream_wgconn_module_ctx,           /* module context */
-    NULL,                                  /* module directives */
-    NGX_STREAM_MODULE,                       /* module type */
+    &ngx_stream_wgconn_module_ctx,         /* module context */
+    ngx_stream_wgconn_commands,            /* module directives */
+    NGX_STREAM_MODULE,                     /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
     NULL,                                  /* init process */
@@ -46,6 +64,71 @@ ngx_module_t  ngx_stream_wgconn_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_stream_variable_t  ngx_stream_wgconn_vars[] = {
+
+    { ngx_string("wgconn_peer_key"), NULL, ngx_stream_wgconn_peer_variable,
+      0, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wgconn_peer_name"), NULL, ngx_stream_wgconn_peer_variable,
+      1, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+      ngx_stream_null_variable
+};
+
+
+static ngx_int_t
+ngx_stream_wgconn_add_variables(ngx_conf_t *cf)
+{
+    ngx_stream_variable_t  *var, *v;
+
+    for (v = ngx_stream_wgconn_vars; v->name.len; v++) {
+        var = ngx_stream_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the overlay peer a client connection came from; empty otherwise */
+
+static ngx_int_t
+ngx_stream_wgconn_peer_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  key, name, *val;
+
+    if (ngx_wgconn_listen_peer(s->connection, &key, &name) != NGX_OK) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    val = data ? &name : &key;
+
+    v->len = val->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = val->data;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_stream_wgconn_listen(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_wgconn_listen_conf(cf, &ngx_stream_core_module,
+              ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module),
+              1);
+}
 
 
 static ngx_int_t

@@ -20,6 +20,8 @@
 #define NGX_WGCONN_DEFAULT_PORT  51820
 #define NGX_WGCONN_DEFAULT_MTU   1280
 #define NGX_WGCONN_MAX_FDS       64      /* descriptors in one message */
+#define NGX_WGCONN_MAX_LISTEN    128     /* wgconn_listen ports per node */
+#define NGX_WGCONN_NAME_LEN      64      /* a peer's name, at most */
 
 
 typedef struct {
@@ -45,6 +47,40 @@ typedef struct {
 } ngx_wgconn_hook_t;
 
 
+/*
+ * One overlay port served by nginx ("wgconn_listen"): the listening
+ * structures nginx built for it, per address family, taken out of the
+ * cycle's listening sockets since they have no socket of their own.
+ */
+typedef struct {
+    ngx_uint_t                 type;             /* SOCK_STREAM/DGRAM */
+    in_port_t                  port;
+    ngx_listening_t           *ls[2];            /* AF_INET, AF_INET6 */
+    ngx_str_t                  file;
+    ngx_uint_t                 line;
+} ngx_wgconn_listen_t;
+
+
+/* what the engine is told of a listener, and tells a worker per accept */
+typedef struct {
+    uint16_t                   port;
+    uint16_t                   type;
+} ngx_wgconn_listen_spec_t;
+
+
+typedef struct {
+    uint32_t                   type;
+    uint32_t                   port;
+    uint32_t                   peer_len;
+    uint32_t                   local_len;
+    ngx_sockaddr_t             peer;
+    ngx_sockaddr_t             local;
+    u_char                     key[NGX_WGCONN_KEY_LEN];
+    uint32_t                   name_len;
+    u_char                     name[NGX_WGCONN_NAME_LEN];
+} ngx_wgconn_accept_t;
+
+
 typedef struct {
     ngx_flag_t                 enabled;          /* a wgconn{} block exists */
     u_char                     private_key[NGX_WGCONN_KEY_LEN];
@@ -54,6 +90,7 @@ typedef struct {
     ngx_array_t                peers;            /* of ngx_wgconn_peer_conf_t */
     ngx_array_t                routes;           /* all allowed IPs, cidr */
     ngx_array_t                hooks;            /* of ngx_wgconn_hook_t */
+    ngx_array_t                listens;          /* of ngx_wgconn_listen_t */
     ngx_shm_zone_t            *status_zone;
     unsigned                   has_key:1;
 } ngx_wgconn_conf_t;
@@ -82,8 +119,25 @@ extern ngx_module_t  ngx_wgconn_module;
 ngx_wgconn_conf_t *ngx_wgconn_get_conf(ngx_cycle_t *cycle);
 ngx_int_t ngx_wgconn_routes(ngx_cycle_t *cycle, struct sockaddr *sa);
 
+/* ngx_wgconn_listen.c: nginx servers on the overlay, in the workers */
+char *ngx_wgconn_listen_conf(ngx_conf_t *cf, ngx_module_t *core,
+    void *core_srv_conf, ngx_uint_t stream);
+ngx_int_t ngx_wgconn_listen_extract(ngx_cycle_t *cycle,
+    ngx_wgconn_conf_t *wcf);
+ngx_uint_t ngx_wgconn_listen_specs(ngx_wgconn_conf_t *wcf,
+    ngx_wgconn_listen_spec_t *specs, ngx_uint_t max);
+void ngx_wgconn_listen_accept(ngx_wgconn_accept_t *a, ngx_socket_t fd);
+ngx_int_t ngx_wgconn_listen_peer(ngx_connection_t *c, ngx_str_t *key,
+    ngx_str_t *name);
+
+/* ngx_wgconn_inbound.c: the engine's overlay listeners */
+void ngx_wgconn_inbound_set(ngx_wgconn_listen_spec_t *specs, ngx_uint_t n);
+void ngx_wgconn_inbound_close_all(void);
+
 /* ngx_wgconn_engine.c: one engine per node, owns device and netstack */
 ngx_wgconn_engine_t *ngx_wgconn_engine_get(void);
+ngx_wgconn_peer_conf_t *ngx_wgconn_engine_peer_of(int family,
+    const void *addr);
 ngx_int_t ngx_wgconn_engine_start(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf);
 void ngx_wgconn_engine_stop(void);
@@ -98,6 +152,7 @@ void ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
 void ngx_wgconn_udp_unmap(wg_endpoint_t *ep);
 
 /* ngx_wgconn_netstack.c: lwIP on one netif */
+void *ngx_wgconn_netstack_netif(void);
 ngx_int_t ngx_wgconn_netstack_init(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf, wg_device_t *dev);
 void ngx_wgconn_netstack_input(u_char *pkt, size_t len);
@@ -109,6 +164,14 @@ ngx_int_t ngx_wgconn_flow_open(int type, struct sockaddr *dst,
     ngx_wgconn_open_done_pt done, void *data);
 void ngx_wgconn_flow_close_all(void);
 ngx_uint_t ngx_wgconn_flow_count(void);
+ngx_int_t ngx_wgconn_flow_accept_tcp(void *pcb, ngx_socket_t fd);
+ngx_wgconn_flow_t *ngx_wgconn_flow_accept_udp(void *lpcb,
+    ngx_wgconn_accept_t *a, ngx_socket_t fd);
+ngx_wgconn_flow_t *ngx_wgconn_flow_udp_find(void *lpcb,
+    ngx_wgconn_accept_t *a);
+void ngx_wgconn_flow_udp_input(ngx_wgconn_flow_t *flow, void *p);
+void ngx_wgconn_flow_udp_detach(void *lpcb);
+void ngx_wgconn_flow_close(ngx_wgconn_flow_t *flow);
 
 /* ngx_wgconn_bridge.c: workers reach the engine */
 ngx_int_t ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle);
@@ -116,8 +179,9 @@ ngx_int_t ngx_wgconn_bridge_init_process(ngx_cycle_t *cycle);
 void ngx_wgconn_bridge_exit_process(void);
 ngx_uint_t ngx_wgconn_bridge_engine_fds(int *fds, ngx_uint_t max);
 void ngx_wgconn_bridge_close_engine_fds(void);
-ngx_int_t ngx_wgconn_bridge_engine_channel(ngx_cycle_t *cycle,
-    ngx_socket_t fd);
+ngx_int_t ngx_wgconn_bridge_engine_generation(ngx_cycle_t *cycle,
+    int *fds, ngx_uint_t n);
+ngx_int_t ngx_wgconn_bridge_accept(ngx_wgconn_accept_t *a, ngx_socket_t fd);
 ssize_t ngx_wgconn_send_fds(ngx_socket_t s, void *buf, size_t len,
     int *fds, ngx_uint_t nfds);
 ssize_t ngx_wgconn_recv_fds(ngx_socket_t s, void *buf, size_t len,

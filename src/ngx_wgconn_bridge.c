@@ -6,6 +6,10 @@
  * the other end to the engine (SCM_RIGHTS) with the destination; the engine
  * answers once the overlay connection is established or has failed.
  *
+ * The other way, the engine hands a worker each connection it accepted on
+ * an overlay listener (ngx_wgconn_bridge_accept), round robin over the
+ * workers of the newest generation.
+ *
  * The channels are SOCK_SEQPACKET socket pairs, one per worker, made by the
  * master in init_module, so that every worker (also one respawned after a
  * crash) inherits its end; the engine process receives the other ends (see
@@ -33,11 +37,28 @@ typedef struct {
 } ngx_wgconn_bridge_req_t;
 
 
+#define NGX_WGCONN_BRIDGE_OPENED  1
+#define NGX_WGCONN_BRIDGE_ACCEPT  2
+
+
+/* engine to worker: an answer, or an accepted connection (fd attached) */
 typedef struct {
-    uint64_t                   cookie;
+    uint32_t                   op;
     int32_t                    rc;
     int32_t                    err;
+    uint32_t                   reserved;
+    uint64_t                   cookie;
+    ngx_wgconn_accept_t        accept;
 } ngx_wgconn_bridge_rep_t;
+
+
+#define NGX_WGCONN_BRIDGE_REP_HEAD  offsetof(ngx_wgconn_bridge_rep_t, accept)
+
+
+typedef struct {
+    ngx_connection_t          *c;
+    ngx_atomic_uint_t          number;
+} ngx_wgconn_bridge_worker_t;
 
 
 /* what the engine keeps to answer one request */
@@ -64,6 +85,11 @@ static void ngx_wgconn_bridge_worker_read(ngx_event_t *rev);
 
 static ngx_wgconn_bridge_t  *ngx_wgconn_bridge;
 static ngx_connection_t     *ngx_wgconn_bridge_channel;
+
+/* in the engine: the newest generation's channels, for accepts */
+static ngx_wgconn_bridge_worker_t  *ngx_wgconn_bridge_workers;
+static ngx_uint_t                   ngx_wgconn_bridge_nworkers;
+static ngx_uint_t                   ngx_wgconn_bridge_next;
 
 
 ngx_int_t
@@ -234,13 +260,110 @@ ngx_wgconn_bridge_close_engine_fds(void)
 }
 
 
-/* in the engine process: serve one worker's channel */
+/*
+ * In the engine process: serve a new generation's channels.  The older
+ * ones keep serving their workers' flows, but accepts go to the newest.
+ */
 
 ngx_int_t
-ngx_wgconn_bridge_engine_channel(ngx_cycle_t *cycle, ngx_socket_t fd)
+ngx_wgconn_bridge_engine_generation(ngx_cycle_t *cycle, int *fds,
+    ngx_uint_t n)
 {
-    return ngx_wgconn_bridge_add(cycle, fd, ngx_wgconn_bridge_engine_read)
-           ? NGX_OK : NGX_ERROR;
+    ngx_int_t                    rc;
+    ngx_uint_t                   i, k;
+    ngx_connection_t            *c;
+    ngx_wgconn_bridge_worker_t  *w;
+
+    w = ngx_alloc((n ? n : 1) * sizeof(ngx_wgconn_bridge_worker_t),
+                  cycle->log);
+    if (w == NULL) {
+        for (i = 0; i < n; i++) {
+            close(fds[i]);
+        }
+
+        return NGX_ERROR;
+    }
+
+    rc = NGX_OK;
+    k = 0;
+
+    for (i = 0; i < n; i++) {
+        c = ngx_wgconn_bridge_add(cycle, fds[i],
+                                  ngx_wgconn_bridge_engine_read);
+        if (c == NULL) {
+            rc = NGX_ERROR;
+            continue;
+        }
+
+        w[k].c = c;
+        w[k].number = c->number;
+        k++;
+    }
+
+    if (ngx_wgconn_bridge_workers) {
+        ngx_free(ngx_wgconn_bridge_workers);
+    }
+
+    ngx_wgconn_bridge_workers = w;
+    ngx_wgconn_bridge_nworkers = k;
+    ngx_wgconn_bridge_next = 0;
+
+    return rc;
+}
+
+
+/*
+ * An overlay connection for nginx to serve; the fd is consumed.  With
+ * the engine in this process nginx takes it at once.
+ */
+
+ngx_int_t
+ngx_wgconn_bridge_accept(ngx_wgconn_accept_t *a, ngx_socket_t fd)
+{
+    ssize_t                      n;
+    ngx_uint_t                   i, k;
+    ngx_connection_t            *c;
+    ngx_wgconn_bridge_rep_t      rep;
+    ngx_wgconn_bridge_worker_t  *w;
+
+    if (ngx_process == NGX_PROCESS_SINGLE) {
+        ngx_wgconn_listen_accept(a, fd);
+        return NGX_OK;
+    }
+
+    ngx_memzero(&rep, NGX_WGCONN_BRIDGE_REP_HEAD);
+    rep.op = NGX_WGCONN_BRIDGE_ACCEPT;
+    rep.accept = *a;
+
+    w = ngx_wgconn_bridge_workers;
+
+    for (k = 0; k < ngx_wgconn_bridge_nworkers; k++) {
+        i = (ngx_wgconn_bridge_next + k) % ngx_wgconn_bridge_nworkers;
+        c = w[i].c;
+
+        /* a channel closed since, and maybe its connection reused */
+        if (c->fd == (ngx_socket_t) -1 || c->number != w[i].number) {
+            continue;
+        }
+
+        n = ngx_wgconn_send_fds(c->fd, &rep, sizeof(rep), &fd, 1);
+
+        if (n == (ssize_t) sizeof(rep)) {
+            ngx_wgconn_bridge_next = i + 1;
+            close(fd);
+            return NGX_OK;
+        }
+
+        /* a full channel: that worker is busy, try the next one */
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, ngx_socket_errno,
+                  "wgconn: no worker took an overlay connection to port %ui",
+                  (ngx_uint_t) a->port);
+
+    close(fd);
+
+    return NGX_ERROR;
 }
 
 
@@ -398,11 +521,15 @@ ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err)
     if (ans->channel->number == ans->number
         && ans->channel->fd != (ngx_socket_t) -1)
     {
+        ngx_memzero(&rep, NGX_WGCONN_BRIDGE_REP_HEAD);
+        rep.op = NGX_WGCONN_BRIDGE_OPENED;
         rep.cookie = ans->cookie;
         rep.rc = (int32_t) rc;
         rep.err = (int32_t) err;
 
-        if (send(ans->channel->fd, &rep, sizeof(rep), 0) == -1) {
+        if (send(ans->channel->fd, &rep, NGX_WGCONN_BRIDGE_REP_HEAD, 0)
+            == -1)
+        {
             ngx_log_error(NGX_LOG_ALERT, ans->channel->log, ngx_socket_errno,
                           "wgconn: bridge send() failed");
         }
@@ -415,14 +542,17 @@ ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err)
 static void
 ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
 {
+    int                      fd;
     ssize_t                  n;
+    ngx_uint_t               nfds;
     ngx_connection_t        *c;
     ngx_wgconn_bridge_rep_t  rep;
 
     c = rev->data;
 
     for ( ;; ) {
-        n = recv(c->fd, &rep, sizeof(rep), 0);
+        nfds = 1;
+        n = ngx_wgconn_recv_fds(c->fd, &rep, sizeof(rep), &fd, &nfds);
 
         if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
             return;
@@ -436,12 +566,23 @@ ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
             return;
         }
 
-        if (n != (ssize_t) sizeof(rep)) {
+        if (rep.op == NGX_WGCONN_BRIDGE_ACCEPT
+            && n == (ssize_t) sizeof(rep) && nfds == 1)
+        {
+            ngx_wgconn_listen_accept(&rep.accept, fd);
             continue;
         }
 
-        ngx_wgconn_upstream_opened((void *) (uintptr_t) rep.cookie,
-                                   rep.rc, rep.err);
+        if (nfds) {
+            close(fd);
+        }
+
+        if (rep.op == NGX_WGCONN_BRIDGE_OPENED
+            && n == (ssize_t) NGX_WGCONN_BRIDGE_REP_HEAD)
+        {
+            ngx_wgconn_upstream_opened((void *) (uintptr_t) rep.cookie,
+                                       rep.rc, rep.err);
+        }
     }
 }
 

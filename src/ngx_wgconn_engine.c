@@ -51,6 +51,21 @@ ngx_wgconn_engine_get(void)
 }
 
 
+ngx_wgconn_peer_conf_t *
+ngx_wgconn_engine_peer_of(int family, const void *addr)
+{
+    wg_peer_t  *peer;
+
+    if (ngx_wgconn_engine == NULL) {
+        return NULL;
+    }
+
+    peer = wg_device_route(ngx_wgconn_engine->dev, family, addr);
+
+    return peer ? wg_peer_data(peer) : NULL;
+}
+
+
 uint64_t
 ngx_wgconn_now(void)
 {
@@ -150,6 +165,7 @@ ngx_wgconn_engine_stop(void)
     ngx_wgconn_engine = NULL;
 
     ngx_wgconn_flow_close_all();
+    ngx_wgconn_inbound_close_all();
     ngx_wgconn_netstack_done();
 
     if (eng->timer.timer_set) {

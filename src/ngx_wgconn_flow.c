@@ -2,7 +2,8 @@
 /*
  * Flows: one overlay TCP connection or UDP association (an lwIP pcb) bridged
  * to one end of a local socket pair whose other end nginx uses as an
- * ordinary upstream connection.  Bytes move between the two without
+ * ordinary connection: an upstream's (opened here) or a client's of an
+ * overlay listener (accepted here, handed to a worker by the caller).  Bytes move between the two without
  * buffering beyond what lwIP and the socket already hold: lwIP's receive
  * window stays closed while the socket is full, and the socket is not read
  * while lwIP's send buffer is full, so back-pressure crosses the bridge.
@@ -28,6 +29,11 @@ struct ngx_wgconn_flow_s {
     ngx_connection_t          *c;          /* our end of the socket pair */
     struct tcp_pcb            *tpcb;
     struct udp_pcb            *upcb;
+    struct udp_pcb            *lpcb;       /* inbound UDP: the listener's */
+    ngx_queue_t                session;    /* inbound UDP: in the list */
+    ip_addr_t                  rip;        /* inbound UDP: the client */
+    ip_addr_t                  lip;
+    u16_t                      rport;
     struct pbuf               *pending;    /* received, not yet written */
     struct pbuf               *pending_last;
     ngx_wgconn_open_done_pt    done;
@@ -40,6 +46,10 @@ struct ngx_wgconn_flow_s {
 };
 
 
+static ngx_wgconn_flow_t *ngx_wgconn_flow_new(int type, ngx_socket_t fd,
+    ngx_log_t *log);
+static void ngx_wgconn_flow_tcp_callbacks(ngx_wgconn_flow_t *flow,
+    struct tcp_pcb *pcb);
 static ngx_int_t ngx_wgconn_flow_open_tcp(ngx_wgconn_flow_t *flow,
     ip_addr_t *ip, u16_t port);
 static ngx_int_t ngx_wgconn_flow_open_udp(ngx_wgconn_flow_t *flow,
@@ -66,6 +76,8 @@ static ngx_int_t ngx_wgconn_sockaddr_to_ip(struct sockaddr *sa,
 
 static ngx_queue_t  ngx_wgconn_flows = { &ngx_wgconn_flows,
                                          &ngx_wgconn_flows };
+static ngx_queue_t  ngx_wgconn_sessions = { &ngx_wgconn_sessions,
+                                            &ngx_wgconn_sessions };
 static u_char       ngx_wgconn_flow_buf[NGX_WGCONN_FLOW_BUF];
 
 
@@ -77,7 +89,6 @@ ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
     u16_t               port;
     ngx_int_t           rc;
     ip_addr_t           ip;
-    ngx_connection_t   *c;
     ngx_wgconn_flow_t  *flow;
 
     /* the fd is the flow's from here on, also when opening fails */
@@ -89,24 +100,203 @@ ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
         return NGX_DECLINED;
     }
 
+    flow = ngx_wgconn_flow_new(type, fd, log);
+    if (flow == NULL) {
+        return NGX_ERROR;
+    }
+
+    flow->done = done;
+    flow->data = data;
+
+    if (type == SOCK_STREAM) {
+        rc = ngx_wgconn_flow_open_tcp(flow, &ip, port);
+
+    } else {
+        rc = ngx_wgconn_flow_open_udp(flow, &ip, port);
+    }
+
+    if (rc != NGX_OK) {
+        flow->done = NULL;
+        ngx_wgconn_flow_free(flow, 1);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_add_conn(flow->c) == NGX_ERROR) {
+        flow->done = NULL;
+        ngx_wgconn_flow_free(flow, 1);
+        return NGX_ERROR;
+    }
+
+    if (type == SOCK_DGRAM) {
+        /* a UDP association is usable at once: datagrams wait in the
+         * device's queue while the handshake completes */
+        ngx_wgconn_flow_finish(flow, NGX_OK, 0);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A connection lwIP accepted on an overlay listener.  On failure the pcb
+ * is aborted here (the accept callback then returns ERR_ABRT).
+ */
+
+ngx_int_t
+ngx_wgconn_flow_accept_tcp(void *pcb, ngx_socket_t fd)
+{
+    ngx_wgconn_flow_t  *flow;
+
+    flow = ngx_wgconn_flow_new(SOCK_STREAM, fd, ngx_cycle->log);
+    if (flow == NULL) {
+        tcp_abort(pcb);
+        return NGX_ERROR;
+    }
+
+    ngx_wgconn_flow_tcp_callbacks(flow, pcb);
+    flow->connected = 1;
+
+    if (ngx_add_conn(flow->c) == NGX_ERROR) {
+        ngx_wgconn_flow_free(flow, 1);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A datagram from a new client of an overlay UDP listener: the session
+ * shares the listener's pcb and answers from the address it was sent to.
+ */
+
+ngx_wgconn_flow_t *
+ngx_wgconn_flow_accept_udp(void *lpcb, ngx_wgconn_accept_t *a,
+    ngx_socket_t fd)
+{
+    u16_t               port;
+    ngx_wgconn_flow_t  *flow;
+
+    flow = ngx_wgconn_flow_new(SOCK_DGRAM, fd, ngx_cycle->log);
+    if (flow == NULL) {
+        return NULL;
+    }
+
+    flow->lpcb = lpcb;
+    flow->connected = 1;
+    (void) ngx_wgconn_sockaddr_to_ip(&a->peer.sockaddr, &flow->rip,
+                                     &flow->rport);
+    (void) ngx_wgconn_sockaddr_to_ip(&a->local.sockaddr, &flow->lip, &port);
+
+    ngx_queue_insert_tail(&ngx_wgconn_sessions, &flow->session);
+
+    flow->c->read->handler = ngx_wgconn_flow_read_udp;
+    flow->c->write->handler = ngx_wgconn_flow_write;
+
+    if (ngx_add_conn(flow->c) == NGX_ERROR) {
+        ngx_wgconn_flow_free(flow, 1);
+        return NULL;
+    }
+
+    return flow;
+}
+
+
+ngx_wgconn_flow_t *
+ngx_wgconn_flow_udp_find(void *lpcb, ngx_wgconn_accept_t *a)
+{
+    u16_t               port, lport;
+    ip_addr_t           rip, lip;
+    ngx_queue_t        *q;
+    ngx_wgconn_flow_t  *flow;
+
+    if (ngx_wgconn_sockaddr_to_ip(&a->peer.sockaddr, &rip, &port) != NGX_OK
+        || ngx_wgconn_sockaddr_to_ip(&a->local.sockaddr, &lip, &lport)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    for (q = ngx_queue_head(&ngx_wgconn_sessions);
+         q != ngx_queue_sentinel(&ngx_wgconn_sessions);
+         q = ngx_queue_next(q))
+    {
+        flow = ngx_queue_data(q, ngx_wgconn_flow_t, session);
+
+        if (flow->lpcb == lpcb
+            && flow->rport == port
+            && ip_addr_cmp(&flow->rip, &rip)
+            && ip_addr_cmp(&flow->lip, &lip))
+        {
+            /* the busiest sessions stay near the front */
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&ngx_wgconn_sessions, q);
+            return flow;
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_wgconn_flow_udp_input(ngx_wgconn_flow_t *flow, void *p)
+{
+    ngx_wgconn_udp_recv(flow, NULL, p, NULL, 0);
+}
+
+
+void
+ngx_wgconn_flow_close(ngx_wgconn_flow_t *flow)
+{
+    ngx_wgconn_flow_free(flow, 1);
+}
+
+
+/* a listener goes away: so do its sessions */
+
+void
+ngx_wgconn_flow_udp_detach(void *lpcb)
+{
+    ngx_queue_t        *q, *next;
+    ngx_wgconn_flow_t  *flow;
+
+    for (q = ngx_queue_head(&ngx_wgconn_sessions);
+         q != ngx_queue_sentinel(&ngx_wgconn_sessions);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        flow = ngx_queue_data(q, ngx_wgconn_flow_t, session);
+
+        if (flow->lpcb == lpcb) {
+            ngx_wgconn_flow_free(flow, 0);
+        }
+    }
+}
+
+
+static ngx_wgconn_flow_t *
+ngx_wgconn_flow_new(int type, ngx_socket_t fd, ngx_log_t *log)
+{
+    ngx_connection_t   *c;
+    ngx_wgconn_flow_t  *flow;
+
     flow = ngx_calloc(sizeof(ngx_wgconn_flow_t), log);
     if (flow == NULL) {
         close(fd);
-        return NGX_ERROR;
+        return NULL;
     }
 
     c = ngx_get_connection(fd, log);
     if (c == NULL) {
         close(fd);
         ngx_free(flow);
-        return NGX_ERROR;
+        return NULL;
     }
 
     /* the flow outlives the request that opened it: own a log copy */
     flow->log = *ngx_cycle->log;
     flow->c = c;
-    flow->done = done;
-    flow->data = data;
 
     c->data = flow;
     c->type = type;
@@ -122,32 +312,7 @@ ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
 
     ngx_queue_insert_tail(&ngx_wgconn_flows, &flow->queue);
 
-    if (type == SOCK_STREAM) {
-        rc = ngx_wgconn_flow_open_tcp(flow, &ip, port);
-
-    } else {
-        rc = ngx_wgconn_flow_open_udp(flow, &ip, port);
-    }
-
-    if (rc != NGX_OK) {
-        flow->done = NULL;
-        ngx_wgconn_flow_free(flow, 1);
-        return NGX_DECLINED;
-    }
-
-    if (ngx_add_conn(c) == NGX_ERROR) {
-        flow->done = NULL;
-        ngx_wgconn_flow_free(flow, 1);
-        return NGX_ERROR;
-    }
-
-    if (type == SOCK_DGRAM) {
-        /* a UDP association is usable at once: datagrams wait in the
-         * device's queue while the handshake completes */
-        ngx_wgconn_flow_finish(flow, NGX_OK, 0);
-    }
-
-    return NGX_OK;
+    return flow;
 }
 
 
@@ -196,6 +361,22 @@ ngx_wgconn_flow_open_tcp(ngx_wgconn_flow_t *flow, ip_addr_t *ip, u16_t port)
         return NGX_ERROR;
     }
 
+    ngx_wgconn_flow_tcp_callbacks(flow, pcb);
+
+    err = tcp_connect(pcb, ip, port, ngx_wgconn_tcp_connected);
+    if (err != ERR_OK) {
+        ngx_log_error(NGX_LOG_ERR, &flow->log, 0,
+                      "wgconn: tcp_connect() failed: %d", (int) err);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_wgconn_flow_tcp_callbacks(ngx_wgconn_flow_t *flow, struct tcp_pcb *pcb)
+{
     /* each segment leaves at once: nginx already batches its writes */
     tcp_nagle_disable(pcb);
 
@@ -207,15 +388,6 @@ ngx_wgconn_flow_open_tcp(ngx_wgconn_flow_t *flow, ip_addr_t *ip, u16_t port)
     flow->tpcb = pcb;
     flow->c->read->handler = ngx_wgconn_flow_read;
     flow->c->write->handler = ngx_wgconn_flow_write;
-
-    err = tcp_connect(pcb, ip, port, ngx_wgconn_tcp_connected);
-    if (err != ERR_OK) {
-        ngx_log_error(NGX_LOG_ERR, &flow->log, 0,
-                      "wgconn: tcp_connect() failed: %d", (int) err);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -496,7 +668,16 @@ ngx_wgconn_flow_read_udp(ngx_event_t *rev)
         }
 
         ngx_memcpy(p->payload, ngx_wgconn_flow_buf, n);
-        (void) udp_send(flow->upcb, p);
+
+        if (flow->lpcb) {
+            (void) udp_sendto_if_src(flow->lpcb, p, &flow->rip, flow->rport,
+                                     ngx_wgconn_netstack_netif(),
+                                     &flow->lip);
+
+        } else {
+            (void) udp_send(flow->upcb, p);
+        }
+
         pbuf_free(p);
     }
 }
@@ -513,7 +694,7 @@ ngx_wgconn_flow_write(ngx_event_t *wev)
     c = wev->data;
     flow = c->data;
 
-    if (flow->upcb) {
+    if (flow->c->type == SOCK_DGRAM) {
         return;
     }
 
@@ -673,6 +854,11 @@ ngx_wgconn_flow_free(ngx_wgconn_flow_t *flow, ngx_uint_t reset)
     if (flow->upcb) {
         udp_remove(flow->upcb);
         flow->upcb = NULL;
+    }
+
+    if (flow->lpcb) {
+        ngx_queue_remove(&flow->session);
+        flow->lpcb = NULL;
     }
 
     if (flow->pending) {

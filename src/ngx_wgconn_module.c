@@ -204,6 +204,9 @@ ngx_wgconn_create_conf(ngx_cycle_t *cycle)
            != NGX_OK
         || ngx_array_init(&wcf->hooks, cycle->pool, 8,
                           sizeof(ngx_wgconn_hook_t))
+           != NGX_OK
+        || ngx_array_init(&wcf->listens, cycle->pool, 4,
+                          sizeof(ngx_wgconn_listen_t))
            != NGX_OK)
     {
         return NULL;
@@ -220,6 +223,12 @@ ngx_wgconn_init_conf(ngx_cycle_t *cycle, void *conf)
 
     ngx_conf_init_value(wcf->listen_port, NGX_WGCONN_DEFAULT_PORT);
     ngx_conf_init_uint_value(wcf->mtu, NGX_WGCONN_DEFAULT_MTU);
+
+    /* the http and stream blocks are parsed: their listeners exist */
+
+    if (ngx_wgconn_listen_extract(cycle, wcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -412,6 +421,12 @@ ngx_wgconn_peer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         /* as "wg show" abbreviates: the start of the public key */
         peer->name.data = value[1].data;
         peer->name.len = 8;
+
+    } else if (peer->name.len > NGX_WGCONN_NAME_LEN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "peer \"name\" is longer than %d characters",
+                           NGX_WGCONN_NAME_LEN);
+        return NGX_CONF_ERROR;
     }
 
     if (peer->keepalive == NGX_CONF_UNSET_UINT) {
@@ -809,7 +824,9 @@ ngx_wgconn_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_wgconn_init_process(ngx_cycle_t *cycle)
 {
-    ngx_wgconn_conf_t  *wcf;
+    ngx_uint_t                 n;
+    ngx_wgconn_conf_t         *wcf;
+    ngx_wgconn_listen_spec_t   specs[NGX_WGCONN_MAX_LISTEN];
 
     wcf = ngx_wgconn_get_conf(cycle);
 
@@ -831,6 +848,9 @@ ngx_wgconn_init_process(ngx_cycle_t *cycle)
                           "wgconn: the overlay engine could not start");
             return NGX_ERROR;
         }
+
+        n = ngx_wgconn_listen_specs(wcf, specs, NGX_WGCONN_MAX_LISTEN);
+        ngx_wgconn_inbound_set(specs, n);
 
         return NGX_OK;
 

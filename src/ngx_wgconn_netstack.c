@@ -122,6 +122,15 @@ ngx_wgconn_netstack_init(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
 }
 
 
+/* inbound UDP answers from the address the datagram was sent to */
+
+void *
+ngx_wgconn_netstack_netif(void)
+{
+    return &ngx_wgconn_netif;
+}
+
+
 void
 ngx_wgconn_netstack_done(void)
 {

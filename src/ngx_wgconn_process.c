@@ -31,6 +31,8 @@
 typedef struct {
     uint32_t                   nfds;
     u_char                     digest[32];   /* of the wgconn{} block */
+    uint32_t                   nlisten;
+    ngx_wgconn_listen_spec_t   listen[NGX_WGCONN_MAX_LISTEN];
 } ngx_wgconn_cycle_msg_t;
 
 
@@ -187,6 +189,8 @@ ngx_wgconn_send_cycle(ngx_cycle_t *cycle, ngx_socket_t lifeline,
 
     ngx_wgconn_conf_digest(wcf, cm.digest);
     cm.nfds = ngx_wgconn_bridge_engine_fds(fds, NGX_WGCONN_MAX_FDS);
+    cm.nlisten = ngx_wgconn_listen_specs(wcf, cm.listen,
+                                         NGX_WGCONN_MAX_LISTEN);
 
     n = ngx_wgconn_send_fds(lifeline, &cm, sizeof(cm), fds, cm.nfds);
 
@@ -209,7 +213,9 @@ ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
 {
     ngx_uint_t         i;
     sigset_t           set;
+    struct rlimit      rlmt;
     ngx_listening_t   *ls;
+    ngx_core_conf_t   *ccf;
     ngx_connection_t  *c;
 
     /* forked inside ngx_init_cycle(): the new cycle is not global yet */
@@ -233,6 +239,21 @@ ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
     if (sigprocmask(SIG_SETMASK, &set, NULL) == -1) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
                       "wgconn: sigprocmask() failed");
+    }
+
+    /* every flow holds a descriptor here: take the workers' limit */
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ccf->rlimit_nofile != NGX_CONF_UNSET) {
+        rlmt.rlim_cur = (rlim_t) ccf->rlimit_nofile;
+        rlmt.rlim_max = (rlim_t) ccf->rlimit_nofile;
+
+        if (setrlimit(RLIMIT_NOFILE, &rlmt) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "wgconn: setrlimit(RLIMIT_NOFILE, %i) failed",
+                          ccf->rlimit_nofile);
+        }
     }
 
     /* the workers accept; the engine keeps none of the listening sockets */
@@ -333,7 +354,7 @@ ngx_wgconn_lifeline_read(ngx_event_t *rev)
 {
     int                      fds[NGX_WGCONN_MAX_FDS];
     ssize_t                  n;
-    ngx_uint_t               i, nfds;
+    ngx_uint_t               nfds;
     ngx_connection_t        *c;
     ngx_wgconn_cycle_msg_t   cm;
 
@@ -356,19 +377,25 @@ ngx_wgconn_lifeline_read(ngx_event_t *rev)
             return;
         }
 
-        for (i = 0; i < nfds; i++) {
-            if (ngx_wgconn_bridge_engine_channel((ngx_cycle_t *) ngx_cycle,
-                                                 fds[i])
-                != NGX_OK)
-            {
-                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                              "wgconn: cannot watch a worker channel");
-            }
+        if (ngx_wgconn_bridge_engine_generation((ngx_cycle_t *) ngx_cycle,
+                                                fds, nfds)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "wgconn: cannot watch a worker channel");
         }
 
-        if (n == (ssize_t) sizeof(cm)
-            && ngx_memcmp(cm.digest, ngx_wgconn_running_digest, 32) != 0)
+        if (n != (ssize_t) sizeof(cm)
+            || cm.nlisten > NGX_WGCONN_MAX_LISTEN)
         {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "wgconn: malformed message from the master");
+            continue;
+        }
+
+        ngx_wgconn_inbound_set(cm.listen, cm.nlisten);
+
+        if (ngx_memcmp(cm.digest, ngx_wgconn_running_digest, 32) != 0) {
             ngx_log_error(NGX_LOG_WARN, c->log, 0,
                           "wgconn: the \"wgconn\" block changed; the "
                           "running engine keeps its identity, peers and "

@@ -251,11 +251,98 @@ def tcp_connect(a):
             "seconds": round(time.monotonic() - t0, 3)}
 
 
+def udp_probe(a):
+    """One datagram to a port: "reply", "refused" (ICMP port unreachable
+    on the connected socket) or "timeout"."""
+    s = socket.socket(family(a.host), socket.SOCK_DGRAM)
+    s.settimeout(a.timeout)
+    s.connect((a.host, a.port))
+    s.send(b"probe")
+    try:
+        s.recv(2048)
+        res = "reply"
+    except ConnectionRefusedError:
+        res = "refused"
+    except socket.timeout:
+        res = "timeout"
+    finally:
+        s.close()
+    return {"ok": True, "result": res}
+
+
+def tcp_read(a):
+    """Connect and read until EOF (a server that speaks first)."""
+    s = socket.create_connection((a.host, a.port), timeout=a.timeout)
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    return {"ok": True, "data": data.decode(errors="replace")}
+
+
+def conns(a):
+    """a.count TCP connections open at once, then one HTTP/1.0 GET of
+    a.path on each, all answered while every connection stays open."""
+    import resource
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < a.count + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    deadline = time.monotonic() + a.timeout
+    sel = selectors.DefaultSelector()
+    socks, connected = [], 0
+    for _ in range(a.count):
+        s = socket.socket(family(a.host), socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((a.host, a.port))
+        socks.append(s)
+        sel.register(s, selectors.EVENT_WRITE)
+    while connected < a.count and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            s = key.fileobj
+            sel.unregister(s)
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                connected += 1
+    req = ("GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % a.path).encode()
+    bufs = {}
+    for s in socks:
+        try:
+            s.send(req)
+            bufs[s] = b""
+            sel.register(s, selectors.EVENT_READ)
+        except OSError:
+            pass
+    done = 0
+    while len(bufs) > done and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            s = key.fileobj
+            try:
+                d = s.recv(65536)
+            except OSError:
+                d = b""
+            if d:
+                bufs[s] += d
+                continue
+            sel.unregister(s)
+            done += 1
+    good = sum(1 for b in bufs.values()
+               if b.startswith(b"HTTP/1.1 200")
+               and (a.expect is None or b.endswith(a.expect.encode())))
+    for s in socks:
+        s.close()
+    return {"ok": connected == a.count and good == a.count,
+            "connected": connected, "answered": good, "count": a.count}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("cmd", choices=["tcp-echo", "udp-echo", "ws-echo",
-                                    "tcp-connect", "http-load"])
+                                    "tcp-connect", "http-load", "udp-probe",
+                                    "conns", "tcp-read"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("--bytes", type=int, default=1 << 20)
@@ -270,7 +357,9 @@ def main():
     ap.add_argument("--expect", default=None)
     a = ap.parse_args()
     fn = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "ws-echo": ws_echo,
-          "tcp-connect": tcp_connect, "http-load": http_load}[a.cmd]
+          "tcp-connect": tcp_connect, "http-load": http_load,
+          "udp-probe": udp_probe, "conns": conns,
+          "tcp-read": tcp_read}[a.cmd]
     try:
         r = fn(a)
     except Exception as e:  # noqa: BLE001 - reported as JSON

@@ -19,14 +19,20 @@
 #   wg-current   as wg-debian with the current wireguard-go on both sides
 #   ours-current nginx + ngx_wgconn -> peer (current wireguard-go)
 #
-# Tests per row: iperf3 through nginx `stream { proxy_pass PEER:5201; }`,
+# Tests per row, outbound (clients on the node's loopback, nginx proxies
+# into the overlay): iperf3 through nginx `stream { proxy_pass PEER:5201; }`,
 # 1 and 4 streams, upload (client -> peer) and download (-R); wrk against
 # nginx `proxy_pass http://PEER:80` (small response), requests/s + latency.
+# Inbound (clients on the peer, nginx serves on the node's overlay address:
+# `wgconn_listen` for ours, a `listen` on the TUN address for wg-*, on the
+# veth address for plain): iperf3 through nginx `stream` to an iperf3 server
+# on the node's loopback (iup1: peer -> node, idown1: node -> peer), and
+# wrk against an nginx server that answers `return 200` itself (irps).
 #
 # Environment: BENCH_SECONDS (per test, default 5), BENCH_WORKERS (nginx
 # worker_processes, default 1), BENCH_CONNS (wrk connections, default 64),
 # BENCH_ROWS (default "plain wg-debian ours-debian wg-current ours-current"),
-# BENCH_TESTS (default "up1 down1 up4 down4 rps"), BENCH_OUT (also write
+# BENCH_TESTS (default "up1 down1 up4 down4 rps iup1 idown1 irps"), BENCH_OUT (also write
 # the table there), BENCH_KEEP=1 (keep the work directory with the logs),
 # BENCH_HOOK (a command run in the background before each row's tests, with
 # NS_N, NS_P, WORK, N and ROW set: tcpdump, nstat, perf).
@@ -37,7 +43,7 @@ T=${BENCH_SECONDS:-5}
 WORKERS=${BENCH_WORKERS:-1}
 CONNS=${BENCH_CONNS:-64}
 ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current"}
-TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps"}
+TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps iup1 idown1 irps"}
 MODULE=${WGC_MODULE:-$top/build/ngx_wgconn_module.so}
 STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 WG_DEBIAN=/usr/bin/wireguard-go
@@ -162,6 +168,11 @@ ip netns exec $NS_P nginx -p "$WORK/peer-nginx" -c nginx.conf
 ip netns exec $NS_P iperf3 -s -D -p 5201 --logfile "$WORK/iperf3-s.log"
 wait_for 50 ip netns exec $NS_P bash -c 'exec 3<>/dev/tcp/127.0.0.1/5201' \
     || die "iperf3 server did not start"
+# the inbound tests' backend, on the node's loopback
+ip netns exec $NS_N iperf3 -s -D -B 127.0.0.1 -p 5301 \
+    --logfile "$WORK/iperf3-node.log"
+wait_for 50 ip netns exec $NS_N bash -c 'exec 3<>/dev/tcp/127.0.0.1/5301' \
+    || die "iperf3 server (node) did not start"
 
 declare -A wgpid
 # -- wireguard-go --------------------------------------------------------------
@@ -190,9 +201,16 @@ wg_stop() {  # ns ifname
 # -- nginx under test ----------------------------------------------------------
 node_nginx_start() {  # row upstream-address
     local row=$1 up=$2 d=$WORK/node-nginx-$1 wgconn="" load=""
+    local in_http="listen $U_N:8081" in_stream="listen $U_N:5202"
     mkdir -p "$d/logs" "$d/tmp"
     chmod 755 "$d"
+    if [[ $row == wg-* ]]; then
+        in_http="listen $NODE_OV:8081"
+        in_stream="listen $NODE_OV:5202"
+    fi
     if [[ $row == ours-* ]]; then
+        in_http="wgconn_listen 8081"
+        in_stream="wgconn_listen 5202"
         load="load_module $MODULE;"
         wgconn="wgconn {
     private_key_file $WORK/node.key;
@@ -228,9 +246,11 @@ http {
             proxy_set_header Connection "";
         }
     }
+    server { $in_http; location / { return 200 "ok\n"; } }
 }
 stream {
     server { listen 127.0.0.1:5201; proxy_pass $up:5201; }
+    server { $in_stream; proxy_pass 127.0.0.1:5301; }
 }
 EOF
     ip netns exec $NS_N nginx -p "$d" -c nginx.conf \
@@ -252,17 +272,27 @@ iperf() {  # streams reverse -> Mbit/s (one retry after a failed run)
     v=$(iperf_once "$@")
     if [ "$v" = 0 ]; then
         log "$ROW: iperf3 -P $1 $2 failed ($(grep -o '"error":.*' \
-            "$WORK/iperf-$ROW-$1$2.json" | head -1)), retrying"
+            "$WORK/iperf-$ROW-$CLI_IPERF-$1$2.json" | head -1)), retrying"
         v=$(iperf_once "$@")
     fi
     echo "$v"
 }
 
+# the client side: outbound tests run on the node's loopback, inbound ones
+# on the peer against the node's address (CLI_NS, CLI_HOST, CLI_IPERF,
+# CLI_HTTP)
+client_out() { CLI_NS=$NS_N CLI_HOST=127.0.0.1 CLI_IPERF=5201 CLI_HTTP=8080; }
+client_in() {
+    CLI_NS=$NS_P CLI_HOST=$NODE_OV CLI_IPERF=5202 CLI_HTTP=8081
+    [ "$ROW" = plain ] && CLI_HOST=$U_N
+    return 0
+}
+
 iperf_once() {
     local out
-    out=$(ip netns exec $NS_N timeout $((T + 20)) iperf3 -c 127.0.0.1 -p 5201 \
-          -t "$T" -O 1 -P "$1" $2 -J 2>&1) || true
-    echo "$out" > "$WORK/iperf-$ROW-$1$2.json"
+    out=$(ip netns exec $CLI_NS timeout $((T + 20)) iperf3 -c $CLI_HOST \
+          -p $CLI_IPERF -t "$T" -O 1 -P "$1" $2 -J 2>&1) || true
+    echo "$out" > "$WORK/iperf-$ROW-$CLI_IPERF-$1$2.json"
     python3 -c '
 import json, sys
 try:
@@ -279,8 +309,9 @@ warm() {  # one request, and wait for the overlay to carry it
 
 wrk_run() {  # -> "rps p50ms p99ms"
     local out
-    out=$(ip netns exec $NS_N timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
-          -d "${T}s" --latency http://127.0.0.1:8080/ 2>&1) || { echo "0 - -"; return; }
+    out=$(ip netns exec $CLI_NS timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
+          -d "${T}s" --latency http://$CLI_HOST:$CLI_HTTP/ 2>&1) \
+        || { echo "0 - -"; return; }
     python3 -c '
 import re, sys
 s = sys.stdin.read()
@@ -308,17 +339,24 @@ measure() {  # row
         sleep 0.5
     fi
     for t in $TESTS; do
+        client_out
+        [[ $t == i* ]] && client_in
         case $t in
             up1) R[$row,up1]=$(iperf 1 "") ;;
             down1) R[$row,down1]=$(iperf 1 -R) ;;
             up4) R[$row,up4]=$(iperf 4 "") ;;
             down4) R[$row,down4]=$(iperf 4 -R) ;;
             rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)" ;;
+            iup1) R[$row,iup1]=$(iperf 1 "") ;;
+            idown1) R[$row,idown1]=$(iperf 1 -R) ;;
+            irps) read -r R[$row,irps] R[$row,ip50] R[$row,ip99] <<<"$(wrk_run)" ;;
         esac
     done
     log "$row: up1 ${R[$row,up1]:--} down1 ${R[$row,down1]:--}" \
         "up4 ${R[$row,up4]:--} down4 ${R[$row,down4]:--} Mbit/s;" \
-        "${R[$row,rps]:--} req/s p50 ${R[$row,p50]:--} ms p99 ${R[$row,p99]:--} ms"
+        "${R[$row,rps]:--} req/s p50 ${R[$row,p50]:--} ms p99 ${R[$row,p99]:--} ms;" \
+        "inbound: up1 ${R[$row,iup1]:--} down1 ${R[$row,idown1]:--} Mbit/s" \
+        "${R[$row,irps]:--} req/s p50 ${R[$row,ip50]:--} ms"
 }
 
 peer_impl=
@@ -359,25 +397,26 @@ for row in $ROWS; do
 done
 
 # -- table ---------------------------------------------------------------------
-table() {
-    local cols="up1 down1 up4 down4 rps p50 p99" row c
-    printf '%-13s %8s %8s %8s %8s %9s %8s %8s\n' row "up1" "down1" "up4" \
-        "down4" "req/s" "p50 ms" "p99 ms"
-    printf '%-13s %8s %8s %8s %8s %9s %8s %8s\n' "" "Mbit/s" "Mbit/s" \
-        "Mbit/s" "Mbit/s" "" "" ""
+table() {  # cols...
+    local row c
+    printf '%-13s' row
+    for c in "$@"; do printf ' %8s' "$c"; done
+    echo
     for row in $ROWS; do
         printf '%-13s' "$row"
-        for c in $cols; do printf ' %8s' "${R[$row,$c]:--}"; done
+        for c in "$@"; do printf ' %8s' "${R[$row,$c]:--}"; done
         echo
     done
     echo
     echo "ratios (ours / baseline; latency: baseline / ours, higher is better)"
     for pair in "ours-debian wg-debian" "ours-current wg-current" \
                 "ours-debian plain" "ours-current plain"; do
-        set -- $pair
-        [[ " $ROWS " == *" $1 "* && " $ROWS " == *" $2 "* ]] || continue
-        printf '%-13s' "/$2"
-        for c in $cols; do
+        set -- $pair "$@"
+        local a=$1 b=$2
+        shift 2
+        [[ " $ROWS " == *" $a "* && " $ROWS " == *" $b "* ]] || continue
+        printf '%-13s' "/$b"
+        for c in "$@"; do
             python3 -c '
 import sys
 a, b, inv = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -386,11 +425,21 @@ try:
     r = (b / a) if inv else (a / b)
     print(" %8.2f" % r, end="")
 except Exception:
-    print(" %8s" % "-", end="")' "${R[$1,$c]:-}" "${R[$2,$c]:-}" \
-                $([[ $c == p* ]] && echo 1 || echo 0)
+    print(" %8s" % "-", end="")' "${R[$a,$c]:-}" "${R[$b,$c]:-}" \
+                $([[ $c == p* || $c == ip* ]] && echo 1 || echo 0)
         done
-        echo "   ($1)"
+        echo "   ($a)"
     done
+}
+
+tables() {
+    echo "outbound: clients on the node's loopback -> nginx -> the peer"
+    echo "(Mbit/s: up1 down1 up4 down4; req/s: rps; ms: p50 p99)"
+    table up1 down1 up4 down4 rps p50 p99
+    echo
+    echo "inbound: clients on the peer -> nginx on the node's address"
+    echo "(Mbit/s: iup1 = peer -> node, idown1 = node -> peer; req/s: irps; ms: ip50 ip99)"
+    table iup1 idown1 irps ip50 ip99
 }
 
 echo
@@ -399,4 +448,4 @@ echo "ngx_wgconn bench: $(nproc) cores, $(uname -r), ${T}s per test," \
 echo "wireguard-go: debian $($WG_DEBIAN --version 2>/dev/null | head -1 | awk '{print $2}')," \
      "current $([ -x "$WG_CURRENT" ] && $WG_CURRENT --version 2>/dev/null | head -1 | awk '{print $2}')"
 echo
-table | tee ${BENCH_OUT:-/dev/null}
+tables | tee ${BENCH_OUT:-/dev/null}

@@ -103,22 +103,7 @@ static ngx_int_t
 ngx_stream_wgconn_peer_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t  key, name, *val;
-
-    if (ngx_wgconn_listen_peer(s->connection, &key, &name) != NGX_OK) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    val = data ? &name : &key;
-
-    v->len = val->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = val->data;
-
-    return NGX_OK;
+    return ngx_wgconn_listen_variable(s->connection, v, data);
 }
 
 

@@ -129,6 +129,8 @@ ngx_uint_t ngx_wgconn_listen_specs(ngx_wgconn_conf_t *wcf,
 void ngx_wgconn_listen_accept(ngx_wgconn_accept_t *a, ngx_socket_t fd);
 ngx_int_t ngx_wgconn_listen_peer(ngx_connection_t *c, ngx_str_t *key,
     ngx_str_t *name);
+ngx_int_t ngx_wgconn_listen_variable(ngx_connection_t *c,
+    ngx_variable_value_t *v, uintptr_t data);
 
 /* ngx_wgconn_inbound.c: the engine's overlay listeners */
 void ngx_wgconn_inbound_set(ngx_wgconn_listen_spec_t *specs, ngx_uint_t n);

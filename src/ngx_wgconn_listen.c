@@ -676,3 +676,28 @@ ngx_wgconn_listen_peer(ngx_connection_t *c, ngx_str_t *key, ngx_str_t *name)
 
     return NGX_OK;
 }
+
+
+/* $wgconn_peer_key (data 0) and $wgconn_peer_name (1), http and stream */
+
+ngx_int_t
+ngx_wgconn_listen_variable(ngx_connection_t *c, ngx_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_str_t  key, name, *val;
+
+    if (ngx_wgconn_listen_peer(c, &key, &name) != NGX_OK) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    val = data ? &name : &key;
+
+    v->len = val->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = val->data;
+
+    return NGX_OK;
+}

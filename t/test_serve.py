@@ -32,6 +32,7 @@ HTTP_BLOCK = """
 client_max_body_size 0;
 log_format peer '$remote_addr $remote_port $wgconn_peer_name '
                 '$wgconn_peer_key $server_addr $server_port $status';
+map $wgconn_peer_name $greeting { peerb "hello b"; default "who?"; }
 server {
     wgconn_listen 80;
     access_log logs/peer.log peer;
@@ -58,6 +59,12 @@ server {
     ssl_certificate %(cert_a)s;
     ssl_certificate_key %(key_a)s;
     return 200 "tls a $ssl_server_name $wgconn_peer_name\\n";
+}
+server {
+    wgconn_listen 8443 ssl http2;
+    ssl_certificate %(cert_a)s;
+    ssl_certificate_key %(key_a)s;
+    return 200 "$server_protocol $remote_addr $wgconn_peer_name $greeting\\n";
 }
 server {
     wgconn_listen 443 ssl;
@@ -173,6 +180,19 @@ def test_tls_with_sni_on_overlay_listener(served):
                       cert["cert_" + name], timeout=30, check=False)
             assert cp.returncode == 0, (cp.stderr, ov.diagnostics())
             assert cp.stdout == "tls %s %s peerb\n" % (name, host), cp.stdout
+
+
+def test_http2_and_map_on_overlay_listener(served):
+    ov, n = served
+    cert = certs(ov.workdir)
+    for node, peer in ((NODE_V4, PEER_V4), (NODE_V6, PEER_V6)):
+        # HTTP/2 streams run on copies of the connection: the identity
+        # must follow them, and map sees it like any variable
+        cp = curl(ov.ns_b, "https://a.wgc.test:8443/", "--http2",
+                  "--resolve", "a.wgc.test:8443:%s" % node, "--cacert",
+                  cert["cert_a"], timeout=30, check=False)
+        assert cp.returncode == 0, (cp.stderr, ov.diagnostics())
+        assert cp.stdout == "HTTP/2.0 %s peerb hello b\n" % peer, cp.stdout
 
 
 def test_upload_256m_from_peer(served, tmp_path):

@@ -10,6 +10,7 @@ and UDP echo 9007).
 
 import os
 import re
+import time
 
 import pytest
 
@@ -17,7 +18,8 @@ from harness import netns as nsmod
 from harness.nginx import build_conf, line_of, wait_log
 from harness.overlay import NODE_V4, NODE_V6, PEER_V4, PEER_V6
 from harness.services import (PeerServices, curl, expected_sha256,
-                              http_load, make_self_signed, nsclient,
+                              finish_background, http_load,
+                              http_load_background, make_self_signed, nsclient,
                               tcp_echo, udp_echo, upload_sha256, url_host,
                               write_pattern_file)
 
@@ -285,6 +287,19 @@ def test_reload_changes_overlay_ports(served):
     assert r["result"] == "refused", r
     r = http_load(ov.ns_b, NODE_V4, 80, count=100, concurrency=10)
     assert r["ok"], r
+
+
+def test_reload_under_inbound_load(served):
+    ov, n = served
+    p = http_load_background(ov.ns_b, NODE_V4, 80, path="/small", count=3000,
+                             concurrency=20, req_timeout=10, timeout=45)
+    try:
+        for _ in range(3):
+            time.sleep(1.0)
+            n.reload(timeout=20)
+    finally:
+        r = finish_background(p, timeout=70)
+    assert r["ok"], (r, ov.diagnostics())
 
 
 def test_config_errors(overlay, nginx_module):

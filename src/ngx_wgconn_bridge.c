@@ -81,6 +81,7 @@ static ngx_connection_t *ngx_wgconn_bridge_add(ngx_cycle_t *cycle,
 static void ngx_wgconn_bridge_engine_read(ngx_event_t *rev);
 static void ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err);
 static void ngx_wgconn_bridge_worker_read(ngx_event_t *rev);
+static void ngx_wgconn_bridge_engine_gone(ngx_connection_t *c);
 
 
 static ngx_wgconn_bridge_t  *ngx_wgconn_bridge;
@@ -559,10 +560,7 @@ ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
         }
 
         if (n <= 0) {
-            ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
-                          "wgconn: the engine process is gone");
-            ngx_wgconn_bridge_channel = NULL;
-            ngx_close_connection(c);
+            ngx_wgconn_bridge_engine_gone(c);
             return;
         }
 
@@ -584,6 +582,19 @@ ngx_wgconn_bridge_worker_read(ngx_event_t *rev)
                                        rep.rc, rep.err);
         }
     }
+}
+
+
+/* the master starts another engine (see ngx_wgconn_lifeline_watch()) */
+
+static void
+ngx_wgconn_bridge_engine_gone(ngx_connection_t *c)
+{
+    ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                  "wgconn: the engine process is gone");
+
+    ngx_wgconn_bridge_channel = NULL;
+    ngx_close_connection(c);
 }
 
 

@@ -12,6 +12,12 @@
  *
  * The lifeline's master end is found again at the next cycle through an
  * environment variable, as nginx itself passes listening sockets on.
+ *
+ * Should the engine die, the lifeline turns readable (end of file) and,
+ * being set up for signal-driven I/O, sends the master SIGHUP: the reload
+ * finds the engine gone and starts a new one from the current
+ * configuration.  nginx offers modules no hook in the master's loop; this
+ * uses the master's own reconfiguration path instead.
  */
 
 
@@ -37,13 +43,15 @@ typedef struct {
 
 
 static ngx_socket_t ngx_wgconn_lifeline_get(void);
+static void ngx_wgconn_lifeline_watch(ngx_cycle_t *cycle,
+    ngx_socket_t lifeline);
 static ngx_socket_t ngx_wgconn_engine_spawn(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf);
 static void ngx_wgconn_engine_main(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf, ngx_socket_t lifeline);
 static ngx_int_t ngx_wgconn_engine_privileges(ngx_cycle_t *cycle);
-static ngx_int_t ngx_wgconn_send_cycle(ngx_cycle_t *cycle,
-    ngx_socket_t lifeline, ngx_wgconn_conf_t *wcf);
+static ngx_int_t ngx_wgconn_send_cycle(ngx_socket_t lifeline,
+    ngx_wgconn_conf_t *wcf);
 static void ngx_wgconn_lifeline_read(ngx_event_t *rev);
 static void ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out);
 
@@ -60,6 +68,7 @@ static u_char  ngx_wgconn_running_digest[32];
 ngx_int_t
 ngx_wgconn_process_init_module(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 {
+    ngx_int_t         rc;
     ngx_socket_t      lifeline;
     ngx_core_conf_t  *ccf;
 
@@ -75,15 +84,43 @@ ngx_wgconn_process_init_module(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 
     lifeline = ngx_wgconn_lifeline_get();
 
-    if (lifeline == (ngx_socket_t) -1) {
-        lifeline = ngx_wgconn_engine_spawn(cycle, wcf);
+    if (lifeline != (ngx_socket_t) -1) {
+        if (ngx_wgconn_send_cycle(lifeline, wcf) == NGX_OK) {
+            ngx_wgconn_bridge_close_engine_fds();
+            ngx_wgconn_lifeline_watch(cycle, lifeline);
+            return NGX_OK;
+        }
 
-        if (lifeline == (ngx_socket_t) -1) {
-            return NGX_ERROR;
+        /*
+         * the engine died (a worker that saw it go asked for this
+         * reload): start a new one, built from this cycle's configuration
+         */
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_socket_errno,
+                      "wgconn: the engine process is gone, starting a "
+                      "new one");
+        close(lifeline);
+    }
+
+    lifeline = ngx_wgconn_engine_spawn(cycle, wcf);
+
+    rc = NGX_ERROR;
+
+    if (lifeline != (ngx_socket_t) -1) {
+        rc = ngx_wgconn_send_cycle(lifeline, wcf);
+
+        if (rc == NGX_OK) {
+            ngx_wgconn_lifeline_watch(cycle, lifeline);
+
+        } else {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                          "wgconn: cannot reach the engine process");
         }
     }
 
-    return ngx_wgconn_send_cycle(cycle, lifeline, wcf);
+    /* the engine holds its own copies now */
+    ngx_wgconn_bridge_close_engine_fds();
+
+    return rc;
 }
 
 
@@ -162,6 +199,33 @@ ngx_wgconn_engine_spawn(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 }
 
 
+/*
+ * SIGHUP to this process when the engine's end closes.  Set at every
+ * cycle: with "daemon on" the first cycle runs in the process that forks
+ * the daemon and exits, so only from the first reload on does the signal
+ * reach the real master.
+ */
+
+static void
+ngx_wgconn_lifeline_watch(ngx_cycle_t *cycle, ngx_socket_t lifeline)
+{
+    int  flags;
+
+    flags = fcntl(lifeline, F_GETFL);
+
+    if (flags == -1
+        || fcntl(lifeline, F_SETOWN, getpid()) == -1
+        || fcntl(lifeline, F_SETSIG,
+                 ngx_signal_value(NGX_RECONFIGURE_SIGNAL)) == -1
+        || fcntl(lifeline, F_SETFL, flags | O_ASYNC) == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wgconn: cannot watch the engine process, it will "
+                      "not be restarted should it die");
+    }
+}
+
+
 /* the master's end is inherited by workers, which must not hold it */
 
 void
@@ -178,8 +242,7 @@ ngx_wgconn_process_close_lifeline(void)
 
 
 static ngx_int_t
-ngx_wgconn_send_cycle(ngx_cycle_t *cycle, ngx_socket_t lifeline,
-    ngx_wgconn_conf_t *wcf)
+ngx_wgconn_send_cycle(ngx_socket_t lifeline, ngx_wgconn_conf_t *wcf)
 {
     int                      fds[NGX_WGCONN_MAX_FDS];
     ssize_t                  n;
@@ -194,16 +257,7 @@ ngx_wgconn_send_cycle(ngx_cycle_t *cycle, ngx_socket_t lifeline,
 
     n = ngx_wgconn_send_fds(lifeline, &cm, sizeof(cm), fds, cm.nfds);
 
-    /* the engine holds its own copies now */
-    ngx_wgconn_bridge_close_engine_fds();
-
-    if (n != (ssize_t) sizeof(cm)) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
-                      "wgconn: cannot reach the engine process");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return (n == (ssize_t) sizeof(cm)) ? NGX_OK : NGX_ERROR;
 }
 
 

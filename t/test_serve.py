@@ -113,10 +113,7 @@ def serve_conf(ov, workers=1, http=HTTP_BLOCK, stream=STREAM_BLOCK):
                       main="worker_rlimit_nofile 8192;", workers=workers)
 
 
-@pytest.fixture
-def served(overlay, nginx_module):
-    """nginx serving on the overlay, backends on ns A's loopback."""
-    ov = overlay
+def start_served(ov):
     backend = PeerServices(ov.ns_a, ov.workdir, tls=False,
                            http_port=BACKEND_HTTP,
                            echo_port=BACKEND_ECHO).start()
@@ -125,7 +122,14 @@ def served(overlay, nginx_module):
     assert rc == 0, out
     n.start(wait_ports=[INGRESS_PORT])
     wait_log(n, r"serving overlay tcp port 80", timeout=10)
-    yield ov, n
+    return backend, n
+
+
+@pytest.fixture
+def served(overlay, nginx_module):
+    """nginx serving on the overlay, backends on ns A's loopback."""
+    backend, n = start_served(overlay)
+    yield overlay, n
     backend.stop()
     bad = n.alerts()
     assert not bad, "nginx alerts:\n" + "\n".join(bad[-20:])
@@ -300,6 +304,32 @@ def test_reload_under_inbound_load(served):
     finally:
         r = finish_background(p, timeout=70)
     assert r["ok"], (r, ov.diagnostics())
+
+
+def test_engine_process_restarted_after_it_dies(overlay, nginx_module):
+    ov = overlay
+    backend, n = start_served(ov)
+    try:
+        old = n.engine()
+        assert old, n.children()
+        os.kill(old, 9)
+        # a worker sees its channel close and asks the master for a reload,
+        # which starts a new engine; both directions work again
+        nsmod.wait_until(lambda: n.engine() not in (None, old), 20,
+                         what="a new engine process")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            a = curl(ov.ns_a, "http://127.0.0.1:%d/" % INGRESS_PORT,
+                     timeout=5, check=False)
+            b = curl(ov.ns_b, node_url("/small"), timeout=5, check=False)
+            if a.stdout == "hello from peer\n" and b.stdout == "ok\n":
+                break
+            time.sleep(0.5)
+        assert a.stdout == "hello from peer\n", (a.stderr, ov.diagnostics())
+        assert b.stdout == "ok\n", (b.stderr, ov.diagnostics())
+        assert n.log_grep(r"starting a new one")
+    finally:
+        backend.stop()
 
 
 def test_config_errors(overlay, nginx_module):

@@ -332,9 +332,10 @@ ngx_wgconn_bridge_accept(ngx_wgconn_accept_t *a, ngx_socket_t fd)
         return NGX_OK;
     }
 
-    ngx_memzero(&rep, NGX_WGCONN_BRIDGE_REP_HEAD);
+    /* padding included: the message crosses a process boundary */
+    ngx_memzero(&rep, sizeof(ngx_wgconn_bridge_rep_t));
     rep.op = NGX_WGCONN_BRIDGE_ACCEPT;
-    rep.accept = *a;
+    ngx_memcpy(&rep.accept, a, sizeof(ngx_wgconn_accept_t));
 
     w = ngx_wgconn_bridge_workers;
 

@@ -353,6 +353,8 @@ ngx_wgconn_udp_flush(ngx_wgconn_udp_t *u)
             msgs[m].msg_hdr.msg_iovlen = segs;
 
             if (segs > 1) {
+                /* the control buffer's padding goes to the kernel too */
+                ngx_memzero(&ctl[m], sizeof(ctl[m]));
                 msgs[m].msg_hdr.msg_control = &ctl[m];
                 msgs[m].msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
 

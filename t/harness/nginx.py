@@ -177,7 +177,11 @@ class Nginx:
         return None
 
     def start(self, timeout=15.0, wait_ports=()):
-        """nginx in the foreground (daemon off) under our Popen."""
+        """nginx in the foreground (daemon off) under our Popen.
+
+        WGC_VALGRIND=DIR runs it under valgrind (memcheck; workers and the
+        engine are forks, followed), one log per process in DIR/vg.PID.log.
+        """
         bad = self.unreachable_for_workers()
         if bad and "\nuser " not in "\n" + getattr(self, "conf", ""):
             raise HarnessError("nginx prefix %s is below %s, which workers "
@@ -187,9 +191,17 @@ class Nginx:
             os.unlink(self.pid_path)
         self._log_offset = self.log_size()
         out = open(os.path.join(self.prefix, "logs", "stderr.log"), "a")
+        argv = self._argv("-g", "daemon off;")
+        vg = os.environ.get("WGC_VALGRIND")
+        if vg:
+            os.makedirs(vg, exist_ok=True)
+            i = argv.index(NGINX)
+            argv[i:i] = ["valgrind", "--quiet", "--error-exitcode=99",
+                         "--log-file=%s/vg.%%p.log" % vg]
+            timeout *= 10
         self.proc = subprocess.Popen(
-            self._argv("-g", "daemon off;"), stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            argv, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
         out.close()
 
         def up():

@@ -136,8 +136,15 @@ ngx_int_t ngx_wgconn_listen_variable(ngx_connection_t *c,
 void ngx_wgconn_inbound_set(ngx_wgconn_listen_spec_t *specs, ngx_uint_t n);
 void ngx_wgconn_inbound_close_all(void);
 
+/* ngx_wgconn_conf.c: the wgconn{} block, master to engine */
+ngx_socket_t ngx_wgconn_conf_pack(ngx_wgconn_conf_t *wcf, ngx_log_t *log);
+ngx_wgconn_conf_t *ngx_wgconn_conf_unpack(ngx_socket_t fd, ngx_pool_t *pool,
+    ngx_log_t *log);
+
 /* ngx_wgconn_engine.c: one engine per node, owns device and netstack */
 ngx_wgconn_engine_t *ngx_wgconn_engine_get(void);
+ngx_int_t ngx_wgconn_engine_reconfigure(ngx_wgconn_conf_t *wcf,
+    ngx_pool_t *pool);
 ngx_wgconn_peer_conf_t *ngx_wgconn_engine_peer_of(int family,
     const void *addr);
 ngx_int_t ngx_wgconn_engine_start(ngx_cycle_t *cycle,

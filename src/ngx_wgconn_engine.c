@@ -21,6 +21,7 @@ struct ngx_wgconn_engine_s {
     ngx_event_t                timer;
     ngx_connection_t           dummy;      /* the timer's ev->data */
     ngx_wgconn_conf_t         *wcf;
+    ngx_pool_t                *pool;       /* wcf's, after a reload */
     wg_peer_t                **peers;      /* in wcf->peers order */
     ngx_msec_t                 published;
 };
@@ -28,6 +29,8 @@ struct ngx_wgconn_engine_s {
 
 static ngx_int_t ngx_wgconn_engine_add_peers(ngx_wgconn_engine_t *eng,
     ngx_wgconn_conf_t *wcf);
+static wg_peer_t *ngx_wgconn_engine_set_peer(ngx_wgconn_engine_t *eng,
+    ngx_wgconn_peer_conf_t *pcf);
 static unsigned ngx_wgconn_prefix_len(ngx_cidr_t *cidr);
 static void ngx_wgconn_engine_input(void *data, u_char *buf, size_t len,
     wg_endpoint_t *from);
@@ -89,8 +92,8 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
     eng->log = cycle->log;
     eng->wcf = wcf;
 
-    eng->peers = ngx_pcalloc(cycle->pool,
-                             (wcf->peers.nelts + 1) * sizeof(wg_peer_t *));
+    eng->peers = ngx_calloc((wcf->peers.nelts + 1) * sizeof(wg_peer_t *),
+                            cycle->log);
     if (eng->peers == NULL) {
         return NGX_ERROR;
     }
@@ -178,63 +181,212 @@ ngx_wgconn_engine_stop(void)
     }
 
     wg_device_destroy(eng->dev);
+
+    ngx_free(eng->peers);
+
+    if (eng->pool) {
+        ngx_destroy_pool(eng->pool);
+    }
 }
 
 
 static ngx_int_t
 ngx_wgconn_engine_add_peers(ngx_wgconn_engine_t *eng, ngx_wgconn_conf_t *wcf)
 {
-    void                    *addr;
-    ngx_uint_t               i, j;
-    wg_peer_t               *wp;
-    ngx_cidr_t              *cidr;
-    wg_endpoint_t            ep;
+    ngx_uint_t               i;
     ngx_wgconn_peer_conf_t  *peer;
 
     peer = wcf->peers.elts;
 
     for (i = 0; i < wcf->peers.nelts; i++) {
-        wp = wg_device_add_peer(eng->dev, peer[i].public_key,
-                                peer[i].has_psk ? peer[i].psk : NULL);
-        if (wp == NULL) {
-            ngx_log_error(NGX_LOG_EMERG, eng->log, 0,
-                          "wgconn: cannot add peer defined in %V:%ui",
-                          &peer[i].file, peer[i].line);
+        eng->peers[i] = ngx_wgconn_engine_set_peer(eng, &peer[i]);
+
+        if (eng->peers[i] == NULL) {
             return NGX_ERROR;
-        }
-
-        wg_peer_set_data(wp, &peer[i]);
-        eng->peers[i] = wp;
-
-        cidr = peer[i].allowed_ips.elts;
-
-        for (j = 0; j < peer[i].allowed_ips.nelts; j++) {
-            addr = (cidr[j].family == AF_INET)
-                   ? (void *) &cidr[j].u.in.addr
-                   : (void *) &cidr[j].u.in6.addr;
-
-            if (wg_peer_add_allowed_ip(wp, cidr[j].family, addr,
-                                       ngx_wgconn_prefix_len(&cidr[j]))
-                != 0)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        if (peer[i].endpoint) {
-            ngx_memzero(&ep, sizeof(wg_endpoint_t));
-            ngx_memcpy(&ep.addr, peer[i].endpoint->sockaddr,
-                       peer[i].endpoint->socklen);
-            ep.len = peer[i].endpoint->socklen;
-            wg_peer_set_endpoint(wp, &ep);
-        }
-
-        if (peer[i].keepalive) {
-            wg_peer_set_keepalive(wp, peer[i].keepalive);
         }
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A reload's configuration, in the running engine: peers that are gone are
+ * removed, new ones added, kept ones updated in place so their sessions
+ * and flows carry on.  The UDP port, addresses and MTU do not change here
+ * (the master starts a new engine when they do).
+ */
+
+ngx_int_t
+ngx_wgconn_engine_reconfigure(ngx_wgconn_conf_t *wcf, ngx_pool_t *pool)
+{
+    ngx_uint_t               i, j, added, removed;
+    wg_peer_t              **peers, *wp;
+    ngx_wgconn_engine_t     *eng;
+    ngx_wgconn_peer_conf_t  *old, *peer;
+
+    eng = ngx_wgconn_engine;
+
+    if (eng == NULL) {
+        return NGX_ERROR;
+    }
+
+    peers = ngx_calloc((wcf->peers.nelts + 1) * sizeof(wg_peer_t *),
+                       eng->log);
+    if (peers == NULL) {
+        return NGX_ERROR;
+    }
+
+    old = eng->wcf->peers.elts;
+    peer = wcf->peers.elts;
+    added = 0;
+    removed = 0;
+
+    for (i = 0; i < eng->wcf->peers.nelts; i++) {
+        for (j = 0; j < wcf->peers.nelts; j++) {
+            if (ngx_memcmp(old[i].public_key, peer[j].public_key,
+                           NGX_WGCONN_KEY_LEN)
+                == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == wcf->peers.nelts) {
+            wg_device_remove_peer(eng->dev, eng->peers[i]);
+            removed++;
+        }
+    }
+
+    if (ngx_memcmp(eng->wcf->private_key, wcf->private_key,
+                   NGX_WGCONN_KEY_LEN)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, eng->log, 0,
+                      "wgconn: new private key, sessions start over");
+        wg_device_set_private_key(eng->dev, wcf->private_key);
+    }
+
+    /* an allowed IP may move from one kept peer to another */
+
+    for (i = 0; i < wcf->peers.nelts; i++) {
+        wp = wg_device_find_peer(eng->dev, peer[i].public_key);
+
+        if (wp) {
+            wg_peer_clear_allowed_ips(wp);
+
+        } else {
+            added++;
+        }
+    }
+
+    for (i = 0; i < wcf->peers.nelts; i++) {
+        peers[i] = ngx_wgconn_engine_set_peer(eng, &peer[i]);
+    }
+
+    wcf->status_zone = eng->wcf->status_zone;
+
+    ngx_free(eng->peers);
+    eng->peers = peers;
+    eng->wcf = wcf;
+
+    if (eng->pool) {
+        ngx_destroy_pool(eng->pool);
+    }
+
+    eng->pool = pool;
+
+    ngx_log_error(NGX_LOG_NOTICE, eng->log, 0,
+                  "wgconn: configuration applied: %ui peers, %ui added, "
+                  "%ui removed", wcf->peers.nelts, added, removed);
+
+    ngx_wgconn_engine_publish(eng);
+
+    return NGX_OK;
+}
+
+
+/* add a peer, or bring an existing one in line with its configuration */
+
+static wg_peer_t *
+ngx_wgconn_engine_set_peer(ngx_wgconn_engine_t *eng,
+    ngx_wgconn_peer_conf_t *pcf)
+{
+    void                    *addr;
+    ngx_uint_t               j;
+    wg_peer_t               *wp;
+    ngx_cidr_t              *cidr;
+    wg_endpoint_t            ep;
+    ngx_wgconn_peer_conf_t  *old;
+
+    old = NULL;
+    wp = wg_device_find_peer(eng->dev, pcf->public_key);
+
+    if (wp) {
+        old = wg_peer_data(wp);
+
+        if (old->has_psk != pcf->has_psk
+            || ngx_memcmp(old->psk, pcf->psk, NGX_WGCONN_KEY_LEN) != 0)
+        {
+            /* the handshake state holds the old key: start over */
+            wg_device_remove_peer(eng->dev, wp);
+            wp = NULL;
+            old = NULL;
+        }
+    }
+
+    if (wp == NULL) {
+        wp = wg_device_add_peer(eng->dev, pcf->public_key,
+                                pcf->has_psk ? pcf->psk : NULL);
+        if (wp == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, eng->log, 0,
+                          "wgconn: cannot add peer \"%V\"", &pcf->name);
+            return NULL;
+        }
+
+    } else {
+        wg_peer_clear_allowed_ips(wp);
+    }
+
+    wg_peer_set_data(wp, pcf);
+
+    cidr = pcf->allowed_ips.elts;
+
+    for (j = 0; j < pcf->allowed_ips.nelts; j++) {
+        addr = (cidr[j].family == AF_INET)
+               ? (void *) &cidr[j].u.in.addr
+               : (void *) &cidr[j].u.in6.addr;
+
+        if (wg_peer_add_allowed_ip(wp, cidr[j].family, addr,
+                                   ngx_wgconn_prefix_len(&cidr[j]))
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_ALERT, eng->log, 0,
+                          "wgconn: cannot route a prefix to peer \"%V\"",
+                          &pcf->name);
+        }
+    }
+
+    /* a configured endpoint applies when new; a roamed one is kept */
+
+    if (pcf->endpoint
+        && (old == NULL || old->endpoint == NULL
+            || old->endpoint->socklen != pcf->endpoint->socklen
+            || ngx_memcmp(old->endpoint->sockaddr, pcf->endpoint->sockaddr,
+                          pcf->endpoint->socklen)
+               != 0))
+    {
+        ngx_memzero(&ep, sizeof(wg_endpoint_t));
+        ngx_memcpy(&ep.addr, pcf->endpoint->sockaddr, pcf->endpoint->socklen);
+        ep.len = pcf->endpoint->socklen;
+        wg_peer_set_endpoint(wp, &ep);
+    }
+
+    if (old ? old->keepalive != pcf->keepalive : pcf->keepalive != 0) {
+        wg_peer_set_keepalive(wp, pcf->keepalive);
+    }
+
+    return wp;
 }
 
 

@@ -35,7 +35,8 @@
 
 
 typedef struct {
-    uint32_t                   nfds;
+    uint32_t                   nfds;         /* worker channels */
+    uint32_t                   has_conf;     /* and then a memfd */
     u_char                     digest[32];   /* of the wgconn{} block */
     uint32_t                   nlisten;
     ngx_wgconn_listen_spec_t   listen[NGX_WGCONN_MAX_LISTEN];
@@ -53,10 +54,20 @@ static ngx_int_t ngx_wgconn_engine_privileges(ngx_cycle_t *cycle);
 static ngx_int_t ngx_wgconn_send_cycle(ngx_socket_t lifeline,
     ngx_wgconn_conf_t *wcf);
 static void ngx_wgconn_lifeline_read(ngx_event_t *rev);
-static void ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out);
+static void ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out,
+    ngx_uint_t node_only);
+static void ngx_wgconn_engine_replace(ngx_cycle_t *cycle,
+    ngx_socket_t lifeline);
+static void ngx_wgconn_engine_apply(ngx_log_t *log, ngx_socket_t fd,
+    u_char *digest);
 
 
 static u_char  ngx_wgconn_running_digest[32];
+
+/* in the master: the engine it started, and what it cannot change live */
+static ngx_pid_t   ngx_wgconn_engine_pid;
+static u_char      ngx_wgconn_node_digest[32];
+static ngx_uint_t  ngx_wgconn_node_known;
 
 
 /*
@@ -68,6 +79,7 @@ static u_char  ngx_wgconn_running_digest[32];
 ngx_int_t
 ngx_wgconn_process_init_module(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 {
+    u_char            digest[32];
     ngx_int_t         rc;
     ngx_socket_t      lifeline;
     ngx_core_conf_t  *ccf;
@@ -83,6 +95,28 @@ ngx_wgconn_process_init_module(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
     }
 
     lifeline = ngx_wgconn_lifeline_get();
+
+    /*
+     * a new UDP port, address or MTU: the engine's socket and netif are
+     * built from them, so a new engine takes over (peers and keys change
+     * live, see ngx_wgconn_engine_reconfigure())
+     */
+
+    ngx_wgconn_conf_digest(wcf, digest, 1);
+
+    if (lifeline != (ngx_socket_t) -1
+        && ngx_wgconn_node_known
+        && ngx_memcmp(digest, ngx_wgconn_node_digest, 32) != 0)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "wgconn: listen_port, address or mtu changed, "
+                      "starting a new engine process");
+        ngx_wgconn_engine_replace(cycle, lifeline);
+        lifeline = (ngx_socket_t) -1;
+    }
+
+    ngx_memcpy(ngx_wgconn_node_digest, digest, 32);
+    ngx_wgconn_node_known = 1;
 
     if (lifeline != (ngx_socket_t) -1) {
         if (ngx_wgconn_send_cycle(lifeline, wcf) == NGX_OK) {
@@ -183,6 +217,8 @@ ngx_wgconn_engine_spawn(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 
     close(sv[1]);
 
+    ngx_wgconn_engine_pid = pid;
+
     ngx_sprintf((u_char *) buf, "%d%Z", sv[0]);
 
     if (setenv(NGX_WGCONN_ENV, buf, 1) == -1) {
@@ -196,6 +232,41 @@ ngx_wgconn_engine_spawn(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
                   "wgconn: engine process %P started", pid);
 
     return sv[0];
+}
+
+
+/* end the running engine (it exits on the lifeline's end of file) */
+
+static void
+ngx_wgconn_engine_replace(ngx_cycle_t *cycle, ngx_socket_t lifeline)
+{
+    int         status;
+    ngx_uint_t  i;
+
+    /* this end of file is ours: no SIGHUP for it */
+    (void) fcntl(lifeline, F_SETFL, fcntl(lifeline, F_GETFL) & ~O_ASYNC);
+
+    close(lifeline);
+    unsetenv(NGX_WGCONN_ENV);
+
+    if (ngx_wgconn_engine_pid <= 0) {
+        return;
+    }
+
+    /* the new engine binds the same UDP port: wait for the old one */
+
+    for (i = 0; i < 300; i++) {
+        if (waitpid(ngx_wgconn_engine_pid, &status, WNOHANG)
+            == ngx_wgconn_engine_pid
+            || (kill(ngx_wgconn_engine_pid, 0) == -1 && ngx_errno == ESRCH))
+        {
+            break;
+        }
+
+        ngx_msleep(10);
+    }
+
+    ngx_wgconn_engine_pid = 0;
 }
 
 
@@ -246,16 +317,30 @@ ngx_wgconn_send_cycle(ngx_socket_t lifeline, ngx_wgconn_conf_t *wcf)
 {
     int                      fds[NGX_WGCONN_MAX_FDS];
     ssize_t                  n;
+    ngx_socket_t             conf;
     ngx_wgconn_cycle_msg_t   cm;
 
     ngx_memzero(&cm, sizeof(ngx_wgconn_cycle_msg_t));
 
-    ngx_wgconn_conf_digest(wcf, cm.digest);
-    cm.nfds = ngx_wgconn_bridge_engine_fds(fds, NGX_WGCONN_MAX_FDS);
+    ngx_wgconn_conf_digest(wcf, cm.digest, 0);
+    /* room for the configuration's descriptor after the channels */
+    cm.nfds = ngx_wgconn_bridge_engine_fds(fds, NGX_WGCONN_MAX_FDS - 1);
     cm.nlisten = ngx_wgconn_listen_specs(wcf, cm.listen,
                                          NGX_WGCONN_MAX_LISTEN);
 
-    n = ngx_wgconn_send_fds(lifeline, &cm, sizeof(cm), fds, cm.nfds);
+    conf = ngx_wgconn_conf_pack(wcf, ngx_cycle->log);
+
+    if (conf != (ngx_socket_t) -1) {
+        fds[cm.nfds] = conf;
+        cm.has_conf = 1;
+    }
+
+    n = ngx_wgconn_send_fds(lifeline, &cm, sizeof(cm), fds,
+                            cm.nfds + cm.has_conf);
+
+    if (conf != (ngx_socket_t) -1) {
+        close(conf);
+    }
 
     return (n == (ssize_t) sizeof(cm)) ? NGX_OK : NGX_ERROR;
 }
@@ -278,7 +363,7 @@ ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
     ngx_parent = ngx_pid;
     ngx_pid = ngx_getpid();
 
-    ngx_wgconn_conf_digest(wcf, ngx_wgconn_running_digest);
+    ngx_wgconn_conf_digest(wcf, ngx_wgconn_running_digest, 0);
 
     /*
      * at the first start the master forks us before it installs its
@@ -431,30 +516,35 @@ ngx_wgconn_lifeline_read(ngx_event_t *rev)
             return;
         }
 
+        if (n != (ssize_t) sizeof(cm)
+            || cm.nlisten > NGX_WGCONN_MAX_LISTEN
+            || cm.has_conf > 1
+            || nfds != cm.nfds + cm.has_conf)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "wgconn: malformed message from the master");
+            while (nfds) {
+                close(fds[--nfds]);
+            }
+
+            continue;
+        }
+
+        if (cm.has_conf) {
+            ngx_wgconn_engine_apply(c->log, fds[cm.nfds], cm.digest);
+        }
+
         if (ngx_wgconn_bridge_engine_generation((ngx_cycle_t *) ngx_cycle,
-                                                fds, nfds)
+                                                fds, cm.nfds)
             != NGX_OK)
         {
             ngx_log_error(NGX_LOG_ALERT, c->log, 0,
                           "wgconn: cannot watch a worker channel");
         }
 
-        if (n != (ssize_t) sizeof(cm)
-            || cm.nlisten > NGX_WGCONN_MAX_LISTEN)
-        {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "wgconn: malformed message from the master");
-            continue;
-        }
-
         ngx_wgconn_inbound_set(cm.listen, cm.nlisten);
 
-        if (ngx_memcmp(cm.digest, ngx_wgconn_running_digest, 32) != 0) {
-            ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                          "wgconn: the \"wgconn\" block changed; the "
-                          "running engine keeps its identity, peers and "
-                          "port until nginx is restarted");
-        }
+        nfds = cm.nfds;
 
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "wgconn: engine serves a new generation of %ui "
@@ -463,10 +553,47 @@ ngx_wgconn_lifeline_read(ngx_event_t *rev)
 }
 
 
-/* what a running engine was built from, to tell a reload that changed it */
+/* a reload's configuration: applied if it differs from the running one */
 
 static void
-ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out)
+ngx_wgconn_engine_apply(ngx_log_t *log, ngx_socket_t fd, u_char *digest)
+{
+    ngx_pool_t         *pool;
+    ngx_wgconn_conf_t  *wcf;
+
+    if (ngx_memcmp(digest, ngx_wgconn_running_digest, 32) == 0) {
+        close(fd);
+        return;
+    }
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        close(fd);
+        return;
+    }
+
+    wcf = ngx_wgconn_conf_unpack(fd, pool, log);
+
+    if (wcf == NULL || ngx_wgconn_engine_reconfigure(wcf, pool) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "wgconn: the new configuration could not be applied, "
+                      "the engine keeps the previous one");
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    ngx_memcpy(ngx_wgconn_running_digest, digest, 32);
+}
+
+
+/*
+ * What a running engine was built from, to tell a reload that changed it;
+ * node_only: just what the engine cannot change live
+ */
+
+static void
+ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out,
+    ngx_uint_t node_only)
 {
     ngx_uint_t                 i;
     crypto_generichash_state   st;
@@ -474,12 +601,18 @@ ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out)
 
     crypto_generichash_init(&st, NULL, 0, 32);
 
-    crypto_generichash_update(&st, wcf->private_key, NGX_WGCONN_KEY_LEN);
     crypto_generichash_update(&st, (u_char *) &wcf->listen_port,
                               sizeof(wcf->listen_port));
     crypto_generichash_update(&st, (u_char *) &wcf->mtu, sizeof(wcf->mtu));
     crypto_generichash_update(&st, wcf->addresses.elts,
                               wcf->addresses.nelts * sizeof(ngx_cidr_t));
+
+    if (node_only) {
+        crypto_generichash_final(&st, out, 32);
+        return;
+    }
+
+    crypto_generichash_update(&st, wcf->private_key, NGX_WGCONN_KEY_LEN);
 
     peer = wcf->peers.elts;
 
@@ -492,6 +625,7 @@ ngx_wgconn_conf_digest(ngx_wgconn_conf_t *wcf, u_char *out)
                                   * sizeof(ngx_cidr_t));
         crypto_generichash_update(&st, (u_char *) &peer[i].keepalive,
                                   sizeof(peer[i].keepalive));
+        crypto_generichash_update(&st, peer[i].name.data, peer[i].name.len);
 
         if (peer[i].endpoint) {
             crypto_generichash_update(&st,

@@ -473,6 +473,13 @@ wg_peer_add_allowed_ip(wg_peer_t *peer, int family, const void *addr,
 
 
 void
+wg_peer_clear_allowed_ips(wg_peer_t *peer)
+{
+    wg_allowedips_remove_by_peer(&peer->dev->allowedips, peer);
+}
+
+
+void
 wg_peer_set_endpoint(wg_peer_t *peer, const wg_endpoint_t *ep)
 {
     if (ep == NULL || ep->len > sizeof(ep->addr)) {

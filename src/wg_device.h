@@ -139,6 +139,7 @@ void wg_device_remove_peer(wg_device_t *dev, wg_peer_t *peer);
 /* family AF_INET or AF_INET6; addr in network byte order; -1 on error */
 int wg_peer_add_allowed_ip(wg_peer_t *peer, int family, const void *addr,
     unsigned cidr);
+void wg_peer_clear_allowed_ips(wg_peer_t *peer);
 void wg_peer_set_endpoint(wg_peer_t *peer, const wg_endpoint_t *ep);
 void wg_peer_set_keepalive(wg_peer_t *peer, unsigned seconds);
 void wg_peer_set_data(wg_peer_t *peer, void *data);

@@ -17,6 +17,7 @@ import pytest
 from harness import netns as nsmod
 from harness.nginx import build_conf, line_of, wait_log
 from harness.overlay import NODE_V4, NODE_V6, PEER_V4, PEER_V6
+from harness.wgpeer import genkey
 from harness.services import (PeerServices, curl, expected_sha256,
                               finish_background, http_load,
                               http_load_background, make_self_signed, nsclient,
@@ -78,6 +79,7 @@ server {
 server {
     listen 127.0.0.1:%(ingress)d;
     location / { proxy_pass http://%(peer4)s:80; }
+    location = /wgconn { wgconn_status; }
 }
 """
 
@@ -104,11 +106,12 @@ def certs(workdir):
     return out
 
 
-def serve_conf(ov, workers=1, http=HTTP_BLOCK, stream=STREAM_BLOCK):
+def serve_conf(ov, workers=1, http=HTTP_BLOCK, stream=STREAM_BLOCK,
+               **wgconn):
     params = dict(peer4=PEER_V4, peer6=PEER_V6, backend=BACKEND_HTTP,
                   echo=BACKEND_ECHO, ingress=INGRESS_PORT)
     params.update(certs(ov.workdir))
-    return build_conf(wgconn=ov.wgconn_block(),
+    return build_conf(wgconn=ov.wgconn_block(**wgconn),
                       http=http % params, stream=stream % params,
                       main="worker_rlimit_nofile 8192;", workers=workers)
 
@@ -330,6 +333,82 @@ def test_engine_process_restarted_after_it_dies(overlay, nginx_module):
         assert n.log_grep(r"starting a new one")
     finally:
         backend.stop()
+
+
+def status(ov):
+    return curl(ov.ns_a, "http://127.0.0.1:%d/wgconn" % INGRESS_PORT,
+                check=False).stdout
+
+
+def test_reload_applies_peer_changes_live(served):
+    ov, n = served
+    engine = n.engine()
+    assert curl(ov.ns_b, node_url("/"), check=False).stdout == \
+        "hi %s peerb\n" % PEER_V4
+    hs = ov.peer.latest_handshake(ov.node_pub)
+    assert hs > 0
+
+    # renamed, and a second peer: applied by the running engine, the
+    # session with the first peer carries on (no new handshake)
+    _, other = genkey()
+    extra = "peer %s { allowed_ips 100.64.0.9/32; name other; }" % other
+    n.write_conf(serve_conf(ov, workers=2, name="renamed",
+                            extra_node=extra))
+    n.reload()
+    wait_log(n, r"configuration applied: 2 peers, 1 added, 0 removed")
+    assert n.engine() == engine
+    assert curl(ov.ns_b, node_url("/"), check=False).stdout == \
+        "hi %s renamed\n" % PEER_V4
+    st = status(ov)
+    assert "peer: renamed" in st and "peer: other" in st, st
+    assert ov.peer.latest_handshake(ov.node_pub) == hs
+
+    # the peer removed: nothing routes to it, nothing is accepted from it
+    n.write_conf(serve_conf(ov, workers=2, peer_pub=other,
+                            allowed_ips=["100.64.0.9/32"], endpoint=False,
+                            name="other"))
+    n.reload()
+    wait_log(n, r"configuration applied: 1 peers, 0 added, 1 removed")
+    cp = curl(ov.ns_a, "http://127.0.0.1:%d/" % INGRESS_PORT, timeout=10,
+              check=False)
+    assert "hello from peer" not in cp.stdout
+    r = nsclient(ov.ns_b, "tcp-connect", NODE_V4, "80", timeout=3)
+    assert r["result"] != "connected", r
+
+    # and back
+    n.write_conf(serve_conf(ov, workers=2))
+    n.reload()
+    wait_log(n, r"configuration applied: 1 peers, 1 added, 1 removed")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        cp = curl(ov.ns_b, node_url("/"), timeout=5, check=False)
+        if cp.stdout == "hi %s peerb\n" % PEER_V4:
+            break
+        time.sleep(0.5)
+    assert cp.stdout == "hi %s peerb\n" % PEER_V4, (cp.stderr,
+                                                     ov.diagnostics())
+    assert n.engine() == engine
+
+
+def test_reload_with_new_port_starts_new_engine(served):
+    ov, n = served
+    engine = n.engine()
+    n.write_conf(serve_conf(ov, workers=2, listen_port=51821))
+    n.reload()
+    wait_log(n, r"starting a new engine process")
+    nsmod.wait_until(lambda: n.engine() not in (None, engine), 10,
+                     what="the new engine")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        a = curl(ov.ns_a, "http://127.0.0.1:%d/" % INGRESS_PORT, timeout=5,
+                 check=False)
+        if a.stdout == "hello from peer\n":
+            break
+        time.sleep(0.5)
+    assert a.stdout == "hello from peer\n", (a.stderr, ov.diagnostics())
+    assert ov.peer.endpoint_of(ov.node_pub).endswith(":51821")
+    b = curl(ov.ns_b, node_url("/small"), timeout=10, check=False)
+    assert b.stdout == "ok\n", (b.stderr, ov.diagnostics())
 
 
 def test_config_errors(overlay, nginx_module):

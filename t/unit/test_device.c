@@ -883,6 +883,17 @@ test_routing(void)
     CHECK(wg_device_route(A.dev, AF_INET, a) == p2,
           "removed peer's prefixes gone");
 
+    /* a reload re-applies a peer's prefixes: clear, then add again */
+    wg_peer_clear_allowed_ips(p2);
+    inet_pton(AF_INET, "10.1.2.1", a);
+    CHECK(wg_device_route(A.dev, AF_INET, a) == p1,
+          "cleared prefixes fall back to the shorter one");
+    inet_pton(AF_INET, "10.1.0.0", a);
+    wg_peer_add_allowed_ip(p1, AF_INET, a, 16);
+    inet_pton(AF_INET, "10.1.2.1", a);
+    CHECK(wg_device_route(A.dev, AF_INET, a) == p1,
+          "a prefix moves to another peer");
+
     a[0] = 0x45;
     CHECK(wg_device_output(A.dev, (uint8_t *) "\x60", 1, now)
           == WG_DROP_INNER_MALFORMED, "truncated packet refused");

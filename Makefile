@@ -34,6 +34,10 @@ $(B)/.deps: scripts/deps.sh $(wildcard patches/*.patch)
 
 lwip: $(B)/lwip/liblwip.a
 
+# lwIP's sources appear when deps.sh unpacks Debian's source package
+$(addprefix $(LWIP_SRC)/src/,$(LWIP_FILES)): $(B)/.deps
+	@test -f $@
+
 $(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h $(B)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wno-address -Wno-unused-variable -Isrc \

@@ -79,6 +79,14 @@
 #define LWIP_NETIF_TX_SINGLE_PBUF       1
 #define LWIP_TCP_KEEPALIVE              1
 #define TCP_LISTEN_BACKLOG              1
+
+/*
+ * patches/lwip-tcp-ackbatch.patch: while the engine inputs one batch of
+ * received datagrams, pure ACKs wait for the end of the batch (one ACK per
+ * flow per batch, as a GRO receiver sends one per aggregate)
+ */
+#define LWIP_TCP_ACK_BATCH              1
+#define TCP_ACK_BATCH_MAX               64
 #define TCP_DEFAULT_LISTEN_BACKLOG      255
 #define TCP_MSL                         10000UL
 #define TCP_MAXRTX                      12

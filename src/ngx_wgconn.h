@@ -100,6 +100,7 @@ typedef struct ngx_wgconn_engine_s  ngx_wgconn_engine_t;
 typedef struct ngx_wgconn_flow_s    ngx_wgconn_flow_t;
 typedef struct ngx_wgconn_udp_s     ngx_wgconn_udp_t;
 
+/* a datagram; after the last of one read, buf is NULL */
 typedef void (*ngx_wgconn_udp_recv_pt)(void *data, u_char *buf, size_t len,
     wg_endpoint_t *from);
 
@@ -165,6 +166,7 @@ void *ngx_wgconn_netstack_netif(void);
 ngx_int_t ngx_wgconn_netstack_init(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf, wg_device_t *dev);
 void ngx_wgconn_netstack_input(u_char *pkt, size_t len);
+void ngx_wgconn_netstack_input_done(void);
 void ngx_wgconn_netstack_done(void);
 
 /* ngx_wgconn_flow.c: overlay connections bridged to local sockets */

@@ -423,6 +423,11 @@ ngx_wgconn_engine_input(void *data, u_char *buf, size_t len,
 
     wg_result_t  rc;
 
+    if (buf == NULL) {
+        ngx_wgconn_netstack_input_done();
+        return;
+    }
+
     rc = wg_device_input(eng->dev, buf, len, from, ngx_wgconn_now());
 
     if (rc != WG_OK) {

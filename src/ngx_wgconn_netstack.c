@@ -17,6 +17,7 @@
 #include "lwip/ip.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
+#include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 
 #include <sodium.h>
@@ -34,6 +35,7 @@ static void ngx_wgconn_netstack_timer(ngx_event_t *ev);
 static struct netif   ngx_wgconn_netif;
 static wg_device_t   *ngx_wgconn_netstack_dev;
 static ngx_event_t    ngx_wgconn_netstack_ev;
+static ngx_uint_t     ngx_wgconn_netstack_batch;
 static ngx_connection_t  ngx_wgconn_netstack_dummy;
 static ngx_log_t     *ngx_wgconn_netstack_log;
 static ngx_uint_t     ngx_wgconn_lwip_ready;
@@ -138,6 +140,8 @@ ngx_wgconn_netstack_done(void)
         ngx_del_timer(&ngx_wgconn_netstack_ev);
     }
 
+    ngx_wgconn_netstack_input_done();
+
     if (ngx_wgconn_netstack_dev) {
         netif_remove(&ngx_wgconn_netif);
         ngx_wgconn_netstack_dev = NULL;
@@ -161,8 +165,29 @@ ngx_wgconn_netstack_input(u_char *pkt, size_t len)
 
     ngx_memcpy(p->payload, pkt, len);
 
+    /* the packets of one read are a batch: see input_done() */
+    if (!ngx_wgconn_netstack_batch) {
+        ngx_wgconn_netstack_batch = 1;
+        tcp_ack_batch_begin();
+    }
+
     if (ngx_wgconn_netif.input(p, &ngx_wgconn_netif) != ERR_OK) {
         pbuf_free(p);
+    }
+}
+
+
+/*
+ * The end of a read of the UDP socket: the pure ACKs its packets called
+ * for leave now, one per connection, queued before the datagrams go out
+ */
+
+void
+ngx_wgconn_netstack_input_done(void)
+{
+    if (ngx_wgconn_netstack_batch) {
+        ngx_wgconn_netstack_batch = 0;
+        tcp_ack_batch_flush();
     }
 }
 

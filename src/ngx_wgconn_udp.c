@@ -520,6 +520,9 @@ ngx_wgconn_udp_read(ngx_event_t *rev)
             break;
         }
     }
+
+    /* the end of what this read brought in */
+    u->recv(u->data, NULL, 0, NULL);
 }
 
 

@@ -16,9 +16,9 @@ import pytest
 from harness import netns as nsmod
 from harness.nginx import Nginx, build_conf, line_of
 from harness.services import (curl, curl_sha256, expected_sha256,
-                              finish_background, http_load,
-                              http_load_background, tcp_echo, udp_echo,
-                              upload_sha256, write_pattern_file, ws_echo)
+                              http_load, load_while_reloading, tcp_echo,
+                              udp_echo, upload_sha256, write_pattern_file,
+                              ws_echo)
 from harness.wgpeer import genkey, write_key
 
 pytestmark = pytest.mark.nginx_module
@@ -391,15 +391,7 @@ def test_reload_under_load(overlay, nginx_module):
     n = start_nginx(ov, workers=2)
     assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
     node_port_before = ov.peer.endpoint_of(ov.node_pub)
-    p = http_load_background(ov.ns_a, "127.0.0.1", HTTP_PORT, path="/small",
-                             count=3000, concurrency=20, req_timeout=10,
-                             timeout=45)
-    try:
-        for _ in range(3):
-            time.sleep(1.0)
-            n.reload(timeout=20)
-    finally:
-        r = finish_background(p, timeout=70)
+    r = load_while_reloading(n, ov.ns_a, "127.0.0.1", HTTP_PORT)
     assert r["ok"], (r, ov.diagnostics())
     # same identity and UDP port: the peer still talks to the same endpoint
     assert ov.peer.endpoint_of(ov.node_pub) == node_port_before

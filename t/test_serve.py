@@ -19,8 +19,8 @@ from harness.nginx import build_conf, line_of, wait_log
 from harness.overlay import NODE_V4, NODE_V6, PEER_V4, PEER_V6
 from harness.wgpeer import genkey
 from harness.services import (PeerServices, curl, expected_sha256,
-                              finish_background, http_load,
-                              http_load_background, make_self_signed, nsclient,
+                              http_load, load_while_reloading,
+                              make_self_signed, nsclient,
                               tcp_echo, udp_echo, upload_sha256, url_host,
                               write_pattern_file)
 
@@ -298,14 +298,7 @@ def test_reload_changes_overlay_ports(served):
 
 def test_reload_under_inbound_load(served):
     ov, n = served
-    p = http_load_background(ov.ns_b, NODE_V4, 80, path="/small", count=3000,
-                             concurrency=20, req_timeout=10, timeout=45)
-    try:
-        for _ in range(3):
-            time.sleep(1.0)
-            n.reload(timeout=20)
-    finally:
-        r = finish_background(p, timeout=70)
+    r = load_while_reloading(n, ov.ns_b, NODE_V4, 80)
     assert r["ok"], (r, ov.diagnostics())
 
 

@@ -224,6 +224,20 @@ def http_load_background(netns, host, port, timeout=60.0, **kw):
                             stderr=subprocess.PIPE, text=True)
 
 
+def load_while_reloading(nginx, netns, host, port, count=3000, reloads=3):
+    """Concurrent GETs of /small while nginx reloads `reloads` times, one a
+    second; returns the http-load result."""
+    p = http_load_background(netns, host, port, path="/small", count=count,
+                             concurrency=20, req_timeout=10, timeout=45)
+    try:
+        for _ in range(reloads):
+            time.sleep(1.0)
+            nginx.reload(timeout=20)
+    finally:
+        r = finish_background(p, timeout=70)
+    return r
+
+
 def finish_background(p, timeout):
     try:
         out, err = p.communicate(timeout=timeout)

@@ -78,6 +78,7 @@ server {
 }
 server {
     listen 127.0.0.1:%(ingress)d;
+    wgconn_listen %(ingress)d;            # the same server on both
     location / { proxy_pass http://%(peer4)s:80; }
     location = /wgconn { wgconn_status; }
 }
@@ -272,6 +273,12 @@ def test_ingress_chain_both_ways(served):
         (cp.stderr, ov.diagnostics())
     # overlay peer -> nginx's overlay listener -> a loopback backend
     cp = curl(ov.ns_b, node_url("/backend/"), check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+    # a server with "listen" and "wgconn_listen" answers on both, and
+    # can take a peer's request back into the overlay
+    cp = curl(ov.ns_b, "http://%s:%d/" % (NODE_V4, INGRESS_PORT),
+              check=False)
     assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
         (cp.stderr, ov.diagnostics())
 

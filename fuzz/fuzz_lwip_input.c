@@ -1,0 +1,277 @@
+/*
+ * libFuzzer target: what a peer may send once WireGuard has decrypted it,
+ * arbitrary IPv4/IPv6 packets, into lwIP as the engine configures it (our
+ * lwipopts.h and patches, one netif with the node's addresses, a TCP
+ * listener that accepts, reads and answers, a UDP listener, the engine's
+ * ACK batching).  Inner checksums are not verified (WireGuard authenticated
+ * the packet), so the fuzzer reaches TCP states without computing them.
+ *
+ *   input = op*, op = kind:u8 len:u16(le) data[len]
+ *     kind % 3 == 0  one packet, data, into ip_input()
+ *     kind % 3 == 1  the same inside an ACK batch (begin, input, flush)
+ *     kind % 3 == 2  time passes by data[0] * 50 ms; lwIP's timers run
+ *
+ * State does not carry over between inputs: every pcb is aborted and the
+ * clock jumps past reassembly and TIME-WAIT at the end of each.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/tcp.h"
+#include "lwip/udp.h"
+#include "lwip/timeouts.h"
+#include "lwip/priv/tcp_priv.h"
+
+
+static struct netif      fz_netif;
+static struct udp_pcb   *fz_udp;
+static u32_t             fz_now;
+static unsigned          fz_sent;
+
+
+u32_t
+sys_now(void)
+{
+    return fz_now;
+}
+
+
+unsigned int
+wgc_lwip_rand(void)
+{
+    /* deterministic, so that a crash reproduces */
+    static unsigned int  x = 12345;
+
+    x = x * 1103515245 + 12345;
+    return x;
+}
+
+
+void
+wgc_lwip_assert(const char *msg, const char *file, int line)
+{
+    (void) msg;
+    (void) file;
+    (void) line;
+
+    /* an lwIP assertion reached from the wire is a finding */
+    abort();
+}
+
+
+static err_t
+fz_output(struct netif *netif, struct pbuf *p)
+{
+    (void) netif;
+
+    fz_sent += p->tot_len;
+    return ERR_OK;
+}
+
+
+static err_t
+fz_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *ip)
+{
+    (void) ip;
+    return fz_output(netif, p);
+}
+
+
+static err_t
+fz_output6(struct netif *netif, struct pbuf *p, const ip6_addr_t *ip)
+{
+    (void) ip;
+    return fz_output(netif, p);
+}
+
+
+static err_t
+fz_netif_init(struct netif *netif)
+{
+    netif->output = fz_output4;
+    netif->output_ip6 = fz_output6;
+    netif->mtu = 1280;
+    netif->mtu6 = 1280;
+    netif->flags = NETIF_FLAG_UP | NETIF_FLAG_LINK_UP;
+    return ERR_OK;
+}
+
+
+static err_t
+fz_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    static const char  reply[] = "HTTP/1.1 200 OK\r\n\r\nok\n";
+
+    (void) arg;
+    (void) err;
+
+    if (p == NULL) {
+        tcp_close(pcb);
+        return ERR_OK;
+    }
+
+    tcp_recved(pcb, p->tot_len);
+    pbuf_free(p);
+
+    (void) tcp_write(pcb, reply, sizeof(reply) - 1, TCP_WRITE_FLAG_COPY);
+    (void) tcp_output(pcb);
+
+    return ERR_OK;
+}
+
+
+static err_t
+fz_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    (void) arg;
+
+    if (err != ERR_OK || pcb == NULL) {
+        return ERR_VAL;
+    }
+
+    tcp_recv(pcb, fz_recv);
+    return ERR_OK;
+}
+
+
+static void
+fz_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
+    const ip_addr_t *addr, u16_t port)
+{
+    (void) arg;
+
+    /* answer from the address it was sent to, as the engine does */
+    (void) udp_sendto_if_src(pcb, p, addr, port, &fz_netif,
+                             ip_current_dest_addr());
+    pbuf_free(p);
+}
+
+
+static void
+fz_init(void)
+{
+    s8_t             idx;
+    ip4_addr_t       ip4, mask4, gw4;
+    ip6_addr_t       ip6;
+    struct tcp_pcb  *pcb;
+
+    lwip_init();
+
+    IP4_ADDR(&ip4, 100, 64, 0, 1);
+    IP4_ADDR(&mask4, 255, 255, 255, 255);
+    ip4_addr_set_zero(&gw4);
+
+    netif_add(&fz_netif, &ip4, &mask4, &gw4, NULL, fz_netif_init, ip_input);
+
+    IP6_ADDR(&ip6, PP_HTONL(0xfd7a115cUL), PP_HTONL(0xa1e00000UL), 0,
+             PP_HTONL(1));
+    netif_add_ip6_address(&fz_netif, &ip6, &idx);
+    netif_ip6_addr_set_state(&fz_netif, idx, IP6_ADDR_PREFERRED);
+
+    netif_set_default(&fz_netif);
+    netif_set_link_up(&fz_netif);
+    netif_set_up(&fz_netif);
+
+    pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+    tcp_bind(pcb, IP_ANY_TYPE, 80);
+    pcb = tcp_listen_with_backlog(pcb, 16);
+    tcp_accept(pcb, fz_accept);
+
+    fz_udp = udp_new_ip_type(IPADDR_TYPE_ANY);
+    udp_bind(fz_udp, IP_ANY_TYPE, 53);
+    udp_recv(fz_udp, fz_udp_recv, NULL);
+}
+
+
+static void
+fz_input(const uint8_t *data, size_t len)
+{
+    struct pbuf  *p;
+
+    if (len == 0 || len > 0xffff) {
+        return;
+    }
+
+    p = pbuf_alloc(PBUF_RAW, (u16_t) len, PBUF_RAM);
+    if (p == NULL) {
+        return;
+    }
+
+    memcpy(p->payload, data, len);
+
+    if (fz_netif.input(p, &fz_netif) != ERR_OK) {
+        pbuf_free(p);
+    }
+}
+
+
+static void
+fz_reset(void)
+{
+    while (tcp_active_pcbs != NULL) {
+        tcp_abort(tcp_active_pcbs);
+    }
+
+    while (tcp_tw_pcbs != NULL) {
+        tcp_abort(tcp_tw_pcbs);
+    }
+
+    /* past every reassembly and neighbour timeout */
+    fz_now += 600000;
+    sys_check_timeouts();
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t           len;
+    uint8_t          kind;
+    static int       ready;
+
+    if (!ready) {
+        fz_init();
+        ready = 1;
+    }
+
+    while (size >= 3) {
+        kind = data[0] % 3;
+        len = (size_t) data[1] | ((size_t) data[2] << 8);
+        data += 3;
+        size -= 3;
+
+        if (len > size) {
+            len = size;
+        }
+
+        switch (kind) {
+
+        case 0:
+            fz_input(data, len);
+            break;
+
+        case 1:
+            tcp_ack_batch_begin();
+            fz_input(data, len);
+            tcp_ack_batch_flush();
+            break;
+
+        default:
+            fz_now += (len ? data[0] : 1) * 50;
+            sys_check_timeouts();
+            break;
+        }
+
+        data += len;
+        size -= len;
+    }
+
+    fz_reset();
+
+    return 0;
+}

@@ -68,6 +68,16 @@ typedef struct {
 } ngx_wgconn_listen_spec_t;
 
 
+/* an overlay listener's counters, for the status page */
+typedef struct {
+    uint16_t                   port;
+    uint16_t                   type;
+    uint32_t                   reserved;
+    uint64_t                   accepted;         /* handed to a worker */
+    uint64_t                   dropped;          /* no worker took it */
+} ngx_wgconn_listen_stat_t;
+
+
 typedef struct {
     uint32_t                   type;
     uint32_t                   port;
@@ -136,6 +146,8 @@ ngx_int_t ngx_wgconn_listen_variable(ngx_connection_t *c,
 /* ngx_wgconn_inbound.c: the engine's overlay listeners */
 void ngx_wgconn_inbound_set(ngx_wgconn_listen_spec_t *specs, ngx_uint_t n);
 void ngx_wgconn_inbound_close_all(void);
+ngx_uint_t ngx_wgconn_inbound_stats(ngx_wgconn_listen_stat_t *stats,
+    ngx_uint_t max);
 
 /* ngx_wgconn_conf.c: the wgconn{} block, master to engine */
 ngx_socket_t ngx_wgconn_conf_pack(ngx_wgconn_conf_t *wcf, ngx_log_t *log);

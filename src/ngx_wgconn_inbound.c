@@ -27,6 +27,8 @@ typedef struct {
     ngx_wgconn_listen_spec_t   spec;
     struct tcp_pcb            *tpcb;
     struct udp_pcb            *upcb;
+    uint64_t                   accepted;
+    uint64_t                   dropped;
 } ngx_wgconn_inbound_t;
 
 
@@ -110,6 +112,26 @@ ngx_wgconn_inbound_close_all(void)
     while (ngx_wgconn_ninbound) {
         ngx_wgconn_inbound_close(&ngx_wgconn_inbound[--ngx_wgconn_ninbound]);
     }
+}
+
+
+ngx_uint_t
+ngx_wgconn_inbound_stats(ngx_wgconn_listen_stat_t *stats, ngx_uint_t max)
+{
+    ngx_uint_t             i;
+    ngx_wgconn_inbound_t  *l;
+
+    for (i = 0; i < ngx_wgconn_ninbound && i < max; i++) {
+        l = &ngx_wgconn_inbound[i];
+
+        stats[i].port = l->spec.port;
+        stats[i].type = l->spec.type;
+        stats[i].reserved = 0;
+        stats[i].accepted = l->accepted;
+        stats[i].dropped = l->dropped;
+    }
+
+    return i;
 }
 
 
@@ -226,6 +248,7 @@ ngx_wgconn_inbound_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_socket_errno,
                       "wgconn: socketpair() failed");
+        l->dropped++;
         tcp_abort(pcb);
         return ERR_ABRT;
     }
@@ -233,10 +256,13 @@ ngx_wgconn_inbound_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     /* the worker's end goes first: if no worker takes it, reset */
 
     if (ngx_wgconn_bridge_accept(&a, sv[1]) != NGX_OK) {
+        l->dropped++;
         close(sv[0]);
         tcp_abort(pcb);
         return ERR_ABRT;
     }
+
+    l->accepted++;
 
     if (ngx_wgconn_flow_accept_tcp(pcb, sv[0]) != NGX_OK) {
         return ERR_ABRT;
@@ -272,12 +298,14 @@ ngx_wgconn_inbound_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
     {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_socket_errno,
                       "wgconn: socketpair() failed");
+        l->dropped++;
         pbuf_free(p);
         return;
     }
 
     flow = ngx_wgconn_flow_accept_udp(pcb, &a, sv[0]);
     if (flow == NULL) {
+        l->dropped++;
         close(sv[1]);
         pbuf_free(p);
         return;
@@ -287,8 +315,12 @@ ngx_wgconn_inbound_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
     ngx_wgconn_flow_udp_input(flow, p);
 
     if (ngx_wgconn_bridge_accept(&a, sv[1]) != NGX_OK) {
+        l->dropped++;
         ngx_wgconn_flow_close(flow);
+        return;
     }
+
+    l->accepted++;
 }
 
 

@@ -40,6 +40,8 @@ typedef struct {
     uint32_t                   npeers;
     wg_device_stats_t          dev;
     uint64_t                   flows;
+    uint32_t                   nlistens;
+    ngx_wgconn_listen_stat_t   listens[NGX_WGCONN_MAX_LISTEN];
     ngx_wgconn_status_peer_t   peers[1];
 } ngx_wgconn_status_t;
 
@@ -147,6 +149,8 @@ ngx_wgconn_status_publish(ngx_wgconn_conf_t *wcf, wg_device_t *dev,
     st->dev = *wg_device_stats(dev);
     st->flows = flows;
     st->npeers = (uint32_t) npeers;
+    st->nlistens = (uint32_t) ngx_wgconn_inbound_stats(st->listens,
+                                                       NGX_WGCONN_MAX_LISTEN);
 
     for (i = 0; i < npeers; i++) {
         sp = &st->peers[i];
@@ -214,7 +218,8 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
         }
     }
 
-    size = 1024 + copy->npeers * 256 + WG_DROP_MAX * 64;
+    size = 1024 + copy->npeers * 256 + WG_DROP_MAX * 64
+           + copy->nlistens * 80;
 
     b = ngx_create_temp_buf(pool, size);
     if (b == NULL) {
@@ -260,6 +265,14 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
     }
 
     p = ngx_slprintf(p, last, "\n");
+
+    for (i = 0; i < copy->nlistens && i < NGX_WGCONN_MAX_LISTEN; i++) {
+        p = ngx_slprintf(p, last, "listen: %s %uD accepted %uL dropped %uL\n",
+                         copy->listens[i].type == SOCK_DGRAM ? "udp" : "tcp",
+                         (uint32_t) copy->listens[i].port,
+                         copy->listens[i].accepted,
+                         copy->listens[i].dropped);
+    }
 
     for (i = 0; i < copy->npeers; i++) {
         sp = &copy->peers[i];

@@ -340,6 +340,21 @@ def status(ov):
                 check=False).stdout
 
 
+def test_status_counts_overlay_listeners(served):
+    ov, n = served
+    for _ in range(3):
+        assert curl(ov.ns_b, node_url("/small"), check=False).stdout == "ok\n"
+
+    def counted():
+        m = re.search(r"(?m)^listen: tcp 80 accepted (\d+) dropped 0$",
+                      status(ov))
+        return m and int(m.group(1)) >= 3
+    nsmod.wait_until(counted, 5, what="listener counters in the status")
+    st = status(ov)
+    assert "listen: udp 7000 accepted" in st, st
+    assert "listen: tcp 443 accepted" in st, st
+
+
 def test_reload_applies_peer_changes_live(served):
     ov, n = served
     engine = n.engine()

@@ -12,6 +12,7 @@ Environment
   WGC_DEBUG=1  nginx error_log at debug
   WGC_KEEP=1   keep work dirs (/tmp/wgc-*); WGC_KEEP=failed: only of failed tests
   WGC_IMPLS=debian,current  which implementations to run (default both)
+  WGC_VALGRIND=DIR  nginx under valgrind memcheck, logs DIR/vg.PID.log
 """
 
 import os

@@ -190,8 +190,8 @@ ngx_uint_t ngx_wgconn_flow_count(void);
 ngx_int_t ngx_wgconn_flow_accept_tcp(void *pcb, ngx_socket_t fd);
 ngx_wgconn_flow_t *ngx_wgconn_flow_accept_udp(void *lpcb,
     ngx_wgconn_accept_t *a, ngx_socket_t fd);
-ngx_wgconn_flow_t *ngx_wgconn_flow_udp_find(void *lpcb,
-    ngx_wgconn_accept_t *a);
+ngx_wgconn_flow_t *ngx_wgconn_flow_udp_find(void *lpcb, const void *rip,
+    u_short rport, const void *lip);
 void ngx_wgconn_flow_udp_input(ngx_wgconn_flow_t *flow, void *p);
 void ngx_wgconn_flow_udp_detach(void *lpcb);
 void ngx_wgconn_flow_close(ngx_wgconn_flow_t *flow);

@@ -22,7 +22,8 @@ struct ngx_wgconn_engine_s {
     ngx_connection_t           dummy;      /* the timer's ev->data */
     ngx_wgconn_conf_t         *wcf;
     ngx_pool_t                *pool;       /* wcf's, after a reload */
-    wg_peer_t                **peers;      /* in wcf->peers order */
+    wg_peer_t                **peers;      /* for the status, npeers */
+    ngx_uint_t                 npeers;
     ngx_msec_t                 published;
 };
 
@@ -206,6 +207,8 @@ ngx_wgconn_engine_add_peers(ngx_wgconn_engine_t *eng, ngx_wgconn_conf_t *wcf)
         }
     }
 
+    eng->npeers = wcf->peers.nelts;
+
     return NGX_OK;
 }
 
@@ -252,8 +255,11 @@ ngx_wgconn_engine_reconfigure(ngx_wgconn_conf_t *wcf, ngx_pool_t *pool)
             }
         }
 
-        if (j == wcf->peers.nelts) {
-            wg_device_remove_peer(eng->dev, eng->peers[i]);
+        wp = (j == wcf->peers.nelts)
+             ? wg_device_find_peer(eng->dev, old[i].public_key) : NULL;
+
+        if (wp) {
+            wg_device_remove_peer(eng->dev, wp);
             removed++;
         }
     }
@@ -280,9 +286,17 @@ ngx_wgconn_engine_reconfigure(ngx_wgconn_conf_t *wcf, ngx_pool_t *pool)
         }
     }
 
-    for (i = 0; i < wcf->peers.nelts; i++) {
-        peers[i] = ngx_wgconn_engine_set_peer(eng, &peer[i]);
+    /* a peer that cannot be added (out of memory) is left out, logged */
+
+    for (i = 0, j = 0; i < wcf->peers.nelts; i++) {
+        peers[j] = ngx_wgconn_engine_set_peer(eng, &peer[i]);
+
+        if (peers[j]) {
+            j++;
+        }
     }
+
+    eng->npeers = j;
 
     wcf->status_zone = eng->wcf->status_zone;
 
@@ -460,8 +474,7 @@ ngx_wgconn_engine_publish(ngx_wgconn_engine_t *eng)
 {
     eng->published = ngx_current_msec;
 
-    ngx_wgconn_status_publish(eng->wcf, eng->dev, eng->peers,
-                              eng->wcf->peers.nelts,
+    ngx_wgconn_status_publish(eng->wcf, eng->dev, eng->peers, eng->npeers,
                               ngx_wgconn_flow_count());
 }
 

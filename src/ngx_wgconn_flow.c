@@ -3,8 +3,9 @@
  * Flows: one overlay TCP connection or UDP association (an lwIP pcb) bridged
  * to one end of a local socket pair whose other end nginx uses as an
  * ordinary connection: an upstream's (opened here) or a client's of an
- * overlay listener (accepted here, handed to a worker by the caller).  Bytes move between the two without
- * buffering beyond what lwIP and the socket already hold: lwIP's receive
+ * overlay listener (accepted here, handed to a worker by the caller).
+ * Bytes move between the two without buffering beyond what lwIP and the
+ * socket already hold: lwIP's receive
  * window stays closed while the socket is full, and the socket is not read
  * while lwIP's send buffer is full, so back-pressure crosses the bridge.
  */
@@ -203,19 +204,11 @@ ngx_wgconn_flow_accept_udp(void *lpcb, ngx_wgconn_accept_t *a,
 
 
 ngx_wgconn_flow_t *
-ngx_wgconn_flow_udp_find(void *lpcb, ngx_wgconn_accept_t *a)
+ngx_wgconn_flow_udp_find(void *lpcb, const void *rip, u_short rport,
+    const void *lip)
 {
-    u16_t               port, lport;
-    ip_addr_t           rip, lip;
     ngx_queue_t        *q;
     ngx_wgconn_flow_t  *flow;
-
-    if (ngx_wgconn_sockaddr_to_ip(&a->peer.sockaddr, &rip, &port) != NGX_OK
-        || ngx_wgconn_sockaddr_to_ip(&a->local.sockaddr, &lip, &lport)
-           != NGX_OK)
-    {
-        return NULL;
-    }
 
     for (q = ngx_queue_head(&ngx_wgconn_sessions);
          q != ngx_queue_sentinel(&ngx_wgconn_sessions);
@@ -224,9 +217,9 @@ ngx_wgconn_flow_udp_find(void *lpcb, ngx_wgconn_accept_t *a)
         flow = ngx_queue_data(q, ngx_wgconn_flow_t, session);
 
         if (flow->lpcb == lpcb
-            && flow->rport == port
-            && ip_addr_cmp(&flow->rip, &rip)
-            && ip_addr_cmp(&flow->lip, &lip))
+            && flow->rport == rport
+            && ip_addr_cmp(&flow->rip, (const ip_addr_t *) rip)
+            && ip_addr_cmp(&flow->lip, (const ip_addr_t *) lip))
         {
             /* the busiest sessions stay near the front */
             ngx_queue_remove(q);

@@ -282,15 +282,17 @@ ngx_wgconn_inbound_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
     ngx_wgconn_flow_t   *flow;
     ngx_wgconn_accept_t  a;
 
-    ngx_wgconn_inbound_describe(&a, SOCK_DGRAM, addr, port,
-                                ip_current_dest_addr(), l->spec.port);
-
-    flow = ngx_wgconn_flow_udp_find(pcb, &a);
+    flow = ngx_wgconn_flow_udp_find(pcb, addr, port, ip_current_dest_addr());
 
     if (flow) {
         ngx_wgconn_flow_udp_input(flow, p);
         return;
     }
+
+    /* a new client: who it is goes to the worker with the session */
+
+    ngx_wgconn_inbound_describe(&a, SOCK_DGRAM, addr, port,
+                                ip_current_dest_addr(), l->spec.port);
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
                    0, sv)

@@ -31,7 +31,7 @@ struct ngx_wgconn_flow_s {
     struct tcp_pcb            *tpcb;
     struct udp_pcb            *upcb;
     struct udp_pcb            *lpcb;       /* inbound UDP: the listener's */
-    ngx_queue_t                session;    /* inbound UDP: in the list */
+    ngx_queue_t                session;    /* inbound UDP: in its bucket */
     ip_addr_t                  rip;        /* inbound UDP: the client */
     ip_addr_t                  lip;
     u16_t                      rport;
@@ -71,14 +71,18 @@ static void ngx_wgconn_flow_check_done(ngx_wgconn_flow_t *flow);
 static void ngx_wgconn_flow_finish(ngx_wgconn_flow_t *flow, ngx_int_t rc,
     ngx_err_t err);
 static void ngx_wgconn_flow_free(ngx_wgconn_flow_t *flow, ngx_uint_t reset);
+static ngx_queue_t *ngx_wgconn_session_bucket(const ip_addr_t *rip,
+    u16_t rport);
 static ngx_int_t ngx_wgconn_sockaddr_to_ip(struct sockaddr *sa,
     ip_addr_t *ip, u16_t *port);
 
 
 static ngx_queue_t  ngx_wgconn_flows = { &ngx_wgconn_flows,
                                          &ngx_wgconn_flows };
-static ngx_queue_t  ngx_wgconn_sessions = { &ngx_wgconn_sessions,
-                                            &ngx_wgconn_sessions };
+/* inbound UDP sessions by client address; a bucket keeps the busiest first */
+#define NGX_WGCONN_SESSION_BUCKETS  256
+
+static ngx_queue_t  ngx_wgconn_sessions[NGX_WGCONN_SESSION_BUCKETS];
 static u_char       ngx_wgconn_flow_buf[NGX_WGCONN_FLOW_BUF];
 
 
@@ -189,7 +193,8 @@ ngx_wgconn_flow_accept_udp(void *lpcb, ngx_wgconn_accept_t *a,
                                      &flow->rport);
     (void) ngx_wgconn_sockaddr_to_ip(&a->local.sockaddr, &flow->lip, &port);
 
-    ngx_queue_insert_tail(&ngx_wgconn_sessions, &flow->session);
+    ngx_queue_insert_head(ngx_wgconn_session_bucket(&flow->rip, flow->rport),
+                          &flow->session);
 
     flow->c->read->handler = ngx_wgconn_flow_read_udp;
     flow->c->write->handler = ngx_wgconn_flow_write;
@@ -207,11 +212,13 @@ ngx_wgconn_flow_t *
 ngx_wgconn_flow_udp_find(void *lpcb, const void *rip, u_short rport,
     const void *lip)
 {
-    ngx_queue_t        *q;
+    ngx_queue_t        *b, *q;
     ngx_wgconn_flow_t  *flow;
 
-    for (q = ngx_queue_head(&ngx_wgconn_sessions);
-         q != ngx_queue_sentinel(&ngx_wgconn_sessions);
+    b = ngx_wgconn_session_bucket(rip, rport);
+
+    for (q = ngx_queue_head(b);
+         q != ngx_queue_sentinel(b);
          q = ngx_queue_next(q))
     {
         flow = ngx_queue_data(q, ngx_wgconn_flow_t, session);
@@ -221,14 +228,45 @@ ngx_wgconn_flow_udp_find(void *lpcb, const void *rip, u_short rport,
             && ip_addr_cmp(&flow->rip, (const ip_addr_t *) rip)
             && ip_addr_cmp(&flow->lip, (const ip_addr_t *) lip))
         {
-            /* the busiest sessions stay near the front */
             ngx_queue_remove(q);
-            ngx_queue_insert_head(&ngx_wgconn_sessions, q);
+            ngx_queue_insert_head(b, q);
             return flow;
         }
     }
 
     return NULL;
+}
+
+
+static ngx_queue_t *
+ngx_wgconn_session_bucket(const ip_addr_t *rip, u16_t rport)
+{
+    uint32_t           h;
+    ngx_uint_t         i;
+    static ngx_uint_t  ready;
+
+    if (!ready) {
+        for (i = 0; i < NGX_WGCONN_SESSION_BUCKETS; i++) {
+            ngx_queue_init(&ngx_wgconn_sessions[i]);
+        }
+
+        ready = 1;
+    }
+
+    h = rport;
+
+    if (IP_IS_V6(rip)) {
+        for (i = 0; i < 4; i++) {
+            h = h * 31 + ip_2_ip6(rip)->addr[i];
+        }
+
+    } else {
+        h = h * 31 + ip4_addr_get_u32(ip_2_ip4(rip));
+    }
+
+    h ^= h >> 16;
+
+    return &ngx_wgconn_sessions[h % NGX_WGCONN_SESSION_BUCKETS];
 }
 
 
@@ -251,18 +289,24 @@ ngx_wgconn_flow_close(ngx_wgconn_flow_t *flow)
 void
 ngx_wgconn_flow_udp_detach(void *lpcb)
 {
-    ngx_queue_t        *q, *next;
+    ngx_uint_t          i;
+    ngx_queue_t        *b, *q, *next;
     ngx_wgconn_flow_t  *flow;
 
-    for (q = ngx_queue_head(&ngx_wgconn_sessions);
-         q != ngx_queue_sentinel(&ngx_wgconn_sessions);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        flow = ngx_queue_data(q, ngx_wgconn_flow_t, session);
+    for (i = 0; i < NGX_WGCONN_SESSION_BUCKETS; i++) {
+        b = &ngx_wgconn_sessions[i];
 
-        if (flow->lpcb == lpcb) {
-            ngx_wgconn_flow_free(flow, 0);
+        if (b->next == NULL) {
+            continue;    /* no session yet */
+        }
+
+        for (q = ngx_queue_head(b); q != ngx_queue_sentinel(b); q = next) {
+            next = ngx_queue_next(q);
+            flow = ngx_queue_data(q, ngx_wgconn_flow_t, session);
+
+            if (flow->lpcb == lpcb) {
+                ngx_wgconn_flow_free(flow, 0);
+            }
         }
     }
 }

@@ -12,7 +12,9 @@
  *     kind % 3 == 2  time passes by data[0] * 50 ms; lwIP's timers run
  *
  * State does not carry over between inputs: every pcb is aborted and the
- * clock jumps past reassembly and TIME-WAIT at the end of each.
+ * reassembly timers run out at the end of each.  (With reassembly state
+ * carried over, LeakSanitizer once reported a fragment's pbuf as lost; not
+ * yet explained, see the notes of session 2.)
  */
 
 #include <stdlib.h>
@@ -26,6 +28,8 @@
 #include "lwip/udp.h"
 #include "lwip/timeouts.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/ip4_frag.h"
+#include "lwip/ip6_frag.h"
 
 
 static struct netif      fz_netif;
@@ -143,11 +147,25 @@ static void
 fz_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
     const ip_addr_t *addr, u16_t port)
 {
+    u16_t         len;
+    struct pbuf  *q;
+
     (void) arg;
 
-    /* answer from the address it was sent to, as the engine does */
-    (void) udp_sendto_if_src(pcb, p, addr, port, &fz_netif,
-                             ip_current_dest_addr());
+    /*
+     * as the engine does: the datagram is copied out and freed, the answer
+     * is a new pbuf sent from the address the datagram was sent to
+     */
+    len = p->tot_len;
+    q = pbuf_alloc(PBUF_TRANSPORT, len, PBUF_RAM);
+
+    if (q != NULL) {
+        pbuf_copy_partial(p, q->payload, len, 0);
+        (void) udp_sendto_if_src(pcb, q, addr, port, &fz_netif,
+                                 ip_current_dest_addr());
+        pbuf_free(q);
+    }
+
     pbuf_free(p);
 }
 
@@ -213,6 +231,8 @@ fz_input(const uint8_t *data, size_t len)
 static void
 fz_reset(void)
 {
+    int  i;
+
     while (tcp_active_pcbs != NULL) {
         tcp_abort(tcp_active_pcbs);
     }
@@ -222,8 +242,12 @@ fz_reset(void)
     }
 
     /* past every reassembly and neighbour timeout */
-    fz_now += 600000;
-    sys_check_timeouts();
+    for (i = 0; i < 64; i++) {
+        fz_now += 10000;
+        ip_reass_tmr();
+        ip6_reass_tmr();
+        sys_check_timeouts();
+    }
 }
 
 

@@ -61,6 +61,14 @@ typedef struct {
 } ngx_wgconn_bridge_worker_t;
 
 
+/* room for the descriptors of one message, aligned for cmsghdr */
+typedef union {
+    struct cmsghdr             cm;
+    char                       space[CMSG_SPACE(sizeof(int)
+                                                * NGX_WGCONN_MAX_FDS)];
+} ngx_wgconn_cmsg_t;
+
+
 /* what the engine keeps to answer one request */
 typedef struct {
     ngx_connection_t          *channel;
@@ -608,14 +616,10 @@ ssize_t
 ngx_wgconn_send_fds(ngx_socket_t s, void *buf, size_t len, int *fds,
     ngx_uint_t nfds)
 {
-    struct iovec     iov;
-    struct msghdr    msg;
-    struct cmsghdr  *cmsg;
-    union {
-        struct cmsghdr  cm;
-        char            space[CMSG_SPACE(sizeof(int)
-                                         * NGX_WGCONN_MAX_FDS)];
-    } cmsgbuf;
+    struct iovec        iov;
+    struct msghdr       msg;
+    struct cmsghdr     *cmsg;
+    ngx_wgconn_cmsg_t   cmsgbuf;
 
     if (nfds > NGX_WGCONN_MAX_FDS) {
         ngx_set_socket_errno(NGX_EINVAL);
@@ -652,17 +656,13 @@ ssize_t
 ngx_wgconn_recv_fds(ngx_socket_t s, void *buf, size_t len, int *fds,
     ngx_uint_t *nfds)
 {
-    int              fd;
-    ssize_t          n;
-    ngx_uint_t       got, i, max;
-    struct iovec     iov;
-    struct msghdr    msg;
-    struct cmsghdr  *cmsg;
-    union {
-        struct cmsghdr  cm;
-        char            space[CMSG_SPACE(sizeof(int)
-                                         * NGX_WGCONN_MAX_FDS)];
-    } cmsgbuf;
+    int                 fd;
+    ssize_t             n;
+    ngx_uint_t          got, i, max;
+    struct iovec        iov;
+    struct msghdr       msg;
+    struct cmsghdr     *cmsg;
+    ngx_wgconn_cmsg_t   cmsgbuf;
 
     max = *nfds;
     *nfds = 0;

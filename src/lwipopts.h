@@ -75,6 +75,9 @@
 #define TCP_OOSEQ_MAX_PBUFS             4096
 #define LWIP_TCP_SACK_OUT               1
 #define LWIP_TCP_MAX_SACK_NUM           4
+/* CUBIC's multiplicative decrease (RFC 9438), with the additive increase
+   that keeps it Reno-friendly (patches/lwip-tcp-beta.patch) */
+#define TCP_CC_BETA_TENTHS              7
 #define TCP_OVERSIZE                    TCP_MSS
 #define LWIP_NETIF_TX_SINGLE_PBUF       1
 #define LWIP_TCP_KEEPALIVE              1

@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(wireguard-go wireguard-tools iproute2 iputils-ping curl openssl
       nginx-light libnginx-mod-stream ca-certificates python3
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev nftables)
 # pytest: the python3 the Makefile calls must be able to import it
 if ! python3 -c 'import pytest' 2>/dev/null; then
     pkgs+=(python3-pytest)

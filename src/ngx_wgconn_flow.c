@@ -24,6 +24,16 @@
 #define NGX_WGCONN_FLOW_BUF   65536
 #define NGX_WGCONN_TCP_CHUNK  0xffff      /* tcp_write() takes a u16_t */
 
+/*
+ * Data taken from the socket but not yet sent stays below this (as
+ * Linux's tcp_notsent_lowat): the rest waits in the socket, where it costs
+ * nothing, instead of lengthening lwIP's unsent queue, which tcp_write()
+ * walks to its end on every call.
+ */
+#ifndef NGX_WGCONN_TCP_NOTSENT
+#define NGX_WGCONN_TCP_NOTSENT  (256 * 1024)
+#endif
+
 
 struct ngx_wgconn_flow_s {
     ngx_queue_t                queue;
@@ -622,7 +632,10 @@ ngx_wgconn_flow_read(ngx_event_t *rev)
     while (!flow->local_eof) {
         size = ngx_min(tcp_sndbuf(flow->tpcb), NGX_WGCONN_TCP_CHUNK);
 
-        if (size == 0 || tcp_sndqueuelen(flow->tpcb) >= TCP_SND_QUEUELEN - 4)
+        if (size == 0
+            || tcp_sndqueuelen(flow->tpcb) >= TCP_SND_QUEUELEN - 4
+            || flow->tpcb->snd_lbb - flow->tpcb->snd_nxt
+               >= NGX_WGCONN_TCP_NOTSENT)
         {
             /* tcp_sent() resumes reading */
             ngx_log_debug2(NGX_LOG_DEBUG_EVENT, &flow->log, 0,

@@ -471,10 +471,38 @@ wg_random_u32(void)
 }
 
 
+/*
+ * Timer jitter draws a number for every packet sent after one was received,
+ * which in a bulk transfer is every ACK: take those from a block fetched
+ * 64 at a time instead of a getrandom() call each (the kernel module's
+ * get_random_u32_below() batches the same way).  Rejection sampling keeps
+ * the result uniform, as randombytes_uniform() does.
+ */
+
 uint32_t
 wg_random_uniform(uint32_t upper)
 {
-    return upper == 0 ? 0 : randombytes_uniform(upper);
+    uint32_t         r, min;
+    static uint32_t  pool[64];
+    static size_t    left;
+
+    if (upper < 2) {
+        return 0;
+    }
+
+    min = (uint32_t) -upper % upper;
+
+    do {
+        if (left == 0) {
+            randombytes_buf(pool, sizeof(pool));
+            left = sizeof(pool) / sizeof(pool[0]);
+        }
+
+        r = pool[--left];
+
+    } while (r < min);
+
+    return r % upper;
 }
 
 

@@ -176,6 +176,27 @@ def test_upload_256m(proxied, tmp_path):
     _upload(proxied[0], tmp_path, 256 << 20, timeout=300)
 
 
+def _drop_udp(ns, percent):
+    """Drops percent of the datagrams arriving in ns from outside (the
+    encrypted WireGuard packets), as a lossy path would."""
+    nsmod.run(["nft", "add table inet wgcloss"], netns=ns)
+    nsmod.run(["nft", "add chain inet wgcloss in "
+               "{ type filter hook input priority 0; }"], netns=ns)
+    nsmod.run(["nft", "add rule inet wgcloss in iifname != lo "
+               "meta l4proto udp numgen random mod 100 < %d drop" % percent],
+              netns=ns)
+
+
+def test_transfer_under_loss(proxied, tmp_path):
+    """3% of the datagrams lost each way: lwIP's SACK recovery and
+    retransmissions carry 32 MiB down and up intact."""
+    ov, n = proxied
+    _drop_udp(ov.ns_a, 3)
+    _drop_udp(ov.ns_b, 3)
+    _download(ov, 32 << 20, timeout=120)
+    _upload(ov, tmp_path, 32 << 20, timeout=120)
+
+
 def test_websocket_through_proxy(proxied):
     ov, n = proxied
     r = ws_echo(ov.ns_a, "127.0.0.1", HTTP_PORT, path="/ws", messages=5,

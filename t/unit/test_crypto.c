@@ -306,6 +306,44 @@ test_misc(void)
 }
 
 
+static void
+test_random_uniform(void)
+{
+    int       ok;
+    unsigned  i, n[5];
+    uint32_t  r;
+
+    wgt_section("uniform random numbers (batched)");
+
+    CHECK(wg_random_uniform(0) == 0 && wg_random_uniform(1) == 0,
+          "uniform below 0 and 1 is 0");
+
+    ok = 1;
+    for (i = 0; i < 1000; i++) {
+        r = wg_random_uniform(0x80000001);
+        ok &= (r <= 0x80000000);
+    }
+    CHECK(ok, "uniform below 2^31 + 1 stays below (rejection path)");
+
+    /* 5000 draws in 5 buckets: each expects 1000, sd 28; 700-1300 is
+       more than 10 sd either way */
+    memset(n, 0, sizeof(n));
+    ok = 1;
+    for (i = 0; i < 5000; i++) {
+        r = wg_random_uniform(5);
+        if (r >= 5) {
+            ok = 0;
+            break;
+        }
+        n[r]++;
+    }
+    for (i = 0; i < 5; i++) {
+        ok &= (n[i] > 700 && n[i] < 1300);
+    }
+    CHECK(ok, "uniform below 5: every value, evenly, across pool refills");
+}
+
+
 void
 test_crypto(void)
 {
@@ -315,4 +353,5 @@ test_crypto(void)
     test_blake2s();
     test_kdf();
     test_misc();
+    test_random_uniform();
 }

@@ -1,6 +1,7 @@
 """Seed inputs for fuzz_lwip_input: a TCP connection to the listener (SYN,
-time, a request in an ACK batch) and UDP to the listener and to a closed
-port, in IPv4 and IPv6, encoded as the target's ops."""
+time, a request in an ACK batch), one that asks for a bulk answer and then
+acknowledges it with losses reported by SACK, and UDP to the listener and
+to a closed port, in IPv4 and IPv6, encoded as the target's ops."""
 
 import os
 import struct
@@ -21,9 +22,39 @@ def ip6(proto, payload):
         + PEER6 + NODE6 + payload
 
 
-def tcp(seq, ack, flags, data=b"", dport=80):
-    return struct.pack("!HHIIBBHHH", 40000, dport, seq, ack, 5 << 4, flags,
-                       65535, 0, 0) + data
+def tcp(seq, ack, flags, data=b"", dport=80, opts=b""):
+    return struct.pack("!HHIIBBHHH", 40000, dport, seq, ack,
+                       (5 + len(opts) // 4) << 4, flags, 65535, 0, 0) \
+        + opts + data
+
+
+SYN_OPTS = bytes([2, 4, 0x04, 0xd8,        # MSS 1240
+                  4, 2, 1, 1])             # SACK permitted, NOP NOP
+ISS = 6509                                 # the listener's first sequence
+
+
+def sack(*blocks):
+    """SACK option (kind 5) padded to 4 bytes; blocks relative to ISS + 1."""
+    b = b"".join(struct.pack("!II", ISS + 1 + l, ISS + 1 + r)
+                 for l, r in blocks)
+    return bytes([1, 1, 5, 2 + len(b)]) + b
+
+
+def bulk_with_losses(ip):
+    """'B' asks for 24 KiB; segment 2 and 5-6 are reported lost, then
+    repaired by a partial and a full ACK."""
+    m = 1240
+    ops = op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS))) + op(2, b"\x02")
+    ops += op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"B")))
+    ops += op(0, ip(6, tcp(1002, ISS + 1 + m, 0x10)))
+    for k in range(3, 6):
+        ops += op(0, ip(6, tcp(1002, ISS + 1 + m, 0x10,
+                               opts=sack((2 * m, k * m)))))
+    ops += op(0, ip(6, tcp(1002, ISS + 1 + 4 * m, 0x10,
+                           opts=sack((6 * m, 9 * m)))))
+    ops += op(2, b"\x04")
+    ops += op(0, ip(6, tcp(1002, ISS + 1 + 9 * m, 0x10)))
+    return ops
 
 
 def udp(dport, data):
@@ -44,6 +75,15 @@ def main(out):
             "udp": op(0, ip(17, udp(53, b"hello")))
             + op(0, ip(17, udp(99, b"x"))),
             "closed": op(0, ip(6, tcp(1, 0, 0x02, dport=81))),
+            "sack": bulk_with_losses(ip),
+            # data 2^31 away from rcv_nxt (lwip-tcp-trim.patch)
+            "trim": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS)))
+            + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"x")))
+            + op(0, ip(6, tcp((1002 + (1 << 31)) & 0xffffffff, ISS + 1,
+                              0x18, b"y"))),
+            # an option kind in the last byte (lwip-tcp-optlen.patch)
+            "optlen": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS[:4]
+                                      + bytes([4, 2, 1, 0xff])))),
         }
         for k, v in seeds.items():
             with open(os.path.join(out, "seed-%s%s" % (k, name)), "wb") as f:

@@ -20,6 +20,7 @@
 #include "lwip/timeouts.h"
 
 #include "wgtest.h"
+#include "lwip_node.h"
 
 
 #define LU_PORT  53
@@ -78,19 +79,6 @@ lu_output6(struct netif *netif, struct pbuf *p, const ip6_addr_t *addr)
 }
 
 
-static err_t
-lu_netif_init(struct netif *netif)
-{
-    netif->output = lu_output4;
-    netif->output_ip6 = lu_output6;
-    netif->mtu = 1280;
-    netif->mtu6 = 1280;
-    netif->flags = NETIF_FLAG_UP | NETIF_FLAG_LINK_UP;
-
-    return ERR_OK;
-}
-
-
 static void
 lu_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
     const ip_addr_t *addr, u16_t port)
@@ -105,25 +93,9 @@ lu_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 static void
 lu_setup(void)
 {
-    s8_t             idx;
-    ip4_addr_t       a4, m4, gw;
-    ip6_addr_t       a6;
     struct udp_pcb  *u;
 
-    lwip_init();
-
-    IP4_ADDR(&a4, 100, 64, 0, 1);
-    IP4_ADDR(&m4, 255, 255, 255, 255);
-    ip4_addr_set_zero(&gw);
-    netif_add(&lu_netif, &a4, &m4, &gw, NULL, lu_netif_init, ip_input);
-
-    IP6_ADDR(&a6, PP_HTONL(0xfd7a115cUL), PP_HTONL(0xa1e00000UL), 0,
-             PP_HTONL(1));
-    netif_add_ip6_address(&lu_netif, &a6, &idx);
-    netif_ip6_addr_set_state(&lu_netif, idx, IP6_ADDR_PREFERRED);
-    netif_set_default(&lu_netif);
-    netif_set_link_up(&lu_netif);
-    netif_set_up(&lu_netif);
+    lwip_node_up(&lu_netif, lu_output4, lu_output6);
 
     u = udp_new_ip_type(IPADDR_TYPE_ANY);
     udp_bind(u, IP_ANY_TYPE, LU_PORT);

@@ -7,6 +7,11 @@
  *   there, whatever order they arrive in (patches/lwip-ip6-reass-gap.patch:
  *   lwIP 2.1.3 delivered an IPv6 datagram with a hole when the fragment
  *   before the hole arrived last).
+ *
+ *   TCP loss recovery as a sender (patches/lwip-sack.patch,
+ *   lwip-tcp-beta.patch): a peer that reports losses with SACK gets the
+ *   lost segments again at once, new data keeps flowing while they are
+ *   repaired, and the window ends at 0.7 of what it was.
  */
 
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
 #include "lwip/udp.h"
+#include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 
 #include "wgtest.h"
@@ -65,9 +71,40 @@ wgt_section(const char *name)
 }
 
 
+/* what lwIP sent over TCP: sequence number, length, flags */
+
+typedef struct {
+    u32_t  seq;
+    u16_t  len;
+    u8_t   flags;
+} lu_seg_t;
+
+static lu_seg_t      lu_sent[4096];
+static size_t        lu_nsent;
+
+
 static err_t
 lu_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *addr)
 {
+    u8_t   h[60];
+    u16_t  ihl, doff, tot;
+
+    if (pbuf_copy_partial(p, h, sizeof(h), 0) < 40 || h[9] != 6
+        || lu_nsent == sizeof(lu_sent) / sizeof(lu_sent[0]))
+    {
+        return ERR_OK;
+    }
+
+    ihl = (u16_t) ((h[0] & 0x0f) * 4);
+    tot = (u16_t) (h[2] << 8 | h[3]);
+    doff = (u16_t) ((h[ihl + 12] >> 4) * 4);
+
+    lu_sent[lu_nsent].seq = (u32_t) h[ihl + 4] << 24 | (u32_t) h[ihl + 5] << 16
+                            | (u32_t) h[ihl + 6] << 8 | h[ihl + 7];
+    lu_sent[lu_nsent].len = (u16_t) (tot - ihl - doff);
+    lu_sent[lu_nsent].flags = h[ihl + 13];
+    lu_nsent++;
+
     return ERR_OK;
 }
 
@@ -275,6 +312,277 @@ lu_reass(const char *family, void (*frag)(u32_t id, u16_t off))
 }
 
 
+/*
+ * lwIP connects to 100.64.0.2:80 and sends; the test plays the peer,
+ * whose sequence numbers are relative to lwIP's ISN + 1 ("una").
+ */
+
+#define LU_MSS   1240
+#define LU_PEER  0x64400002      /* 100.64.0.2 */
+
+static u32_t   lu_iss;
+static u16_t   lu_lport;
+
+
+static void
+lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
+    size_t nsack, int syn_opts)
+{
+    u8_t    b[120], *t;
+    size_t  olen, i;
+
+    memset(b, 0, sizeof(b));
+    t = b + 20;
+    olen = 0;
+
+    if (syn_opts) {
+        /* MSS, SACK permitted, window scale 7 */
+        static const u8_t o[] = { 2, 4, LU_MSS >> 8, LU_MSS & 0xff,
+                                  4, 2, 1, 1, 1, 3, 3, 7 };
+        memcpy(t + 20, o, sizeof(o));
+        olen = sizeof(o);
+
+    } else if (nsack) {
+        t[20] = 1;
+        t[21] = 1;
+        t[22] = 5;
+        t[23] = (u8_t) (2 + 8 * nsack);
+        for (i = 0; i < 2 * nsack; i++) {
+            u32_t  v = lu_iss + 1 + sack[i];
+            t[24 + 4 * i] = (u8_t) (v >> 24);
+            t[25 + 4 * i] = (u8_t) (v >> 16);
+            t[26 + 4 * i] = (u8_t) (v >> 8);
+            t[27 + 4 * i] = (u8_t) v;
+        }
+        olen = 4 + 8 * nsack;
+    }
+
+    b[0] = 0x45;
+    b[3] = (u8_t) (40 + olen);
+    b[8] = 64;
+    b[9] = 6;
+    b[12] = 100; b[13] = 64; b[14] = 0; b[15] = 2;
+    b[16] = 100; b[17] = 64; b[18] = 0; b[19] = 1;
+
+    t[0] = 0;
+    t[1] = 80;
+    t[2] = (u8_t) (lu_lport >> 8);
+    t[3] = (u8_t) lu_lport;
+    t[4] = (u8_t) (seq >> 24); t[5] = (u8_t) (seq >> 16);
+    t[6] = (u8_t) (seq >> 8); t[7] = (u8_t) seq;
+    ack += lu_iss + 1;
+    t[8] = (u8_t) (ack >> 24); t[9] = (u8_t) (ack >> 16);
+    t[10] = (u8_t) (ack >> 8); t[11] = (u8_t) ack;
+    t[12] = (u8_t) ((5 + olen / 4) << 4);
+    t[13] = flags;
+    t[14] = 0xff;                /* window 65535 << 7: never the limit */
+    t[15] = 0xff;
+
+    lu_input(b, 40 + olen);
+}
+
+
+/* the peer acknowledges up to segment n (of LU_MSS each), SACKing blocks */
+
+static void
+lu_ack(u32_t n, const u32_t *blocks, size_t nblocks)
+{
+    u32_t   sack[8] = { 0 };
+    size_t  i;
+
+    for (i = 0; i < 2 * nblocks; i++) {
+        sack[i] = blocks[i] * LU_MSS;
+    }
+
+    lu_peer_segment(0x10, 1001, n * LU_MSS, sack, nblocks, 0);
+}
+
+
+static size_t
+lu_sent_seg(size_t from, u32_t n)
+{
+    size_t  i;
+
+    for (i = from; i < lu_nsent; i++) {
+        if (lu_sent[i].len > 0 && lu_sent[i].seq == lu_iss + 1 + n * LU_MSS) {
+            return i;
+        }
+    }
+
+    return (size_t) -1;
+}
+
+
+static u32_t
+lu_min(u32_t a, u32_t b)
+{
+    return a < b ? a : b;
+}
+
+
+static u32_t
+lu_highest_sent(void)
+{
+    size_t  i;
+    u32_t   hi;
+
+    hi = 0;
+
+    for (i = 0; i < lu_nsent; i++) {
+        if (lu_sent[i].len > 0
+            && (lu_sent[i].seq - lu_iss - 1) / LU_MSS + 1 > hi)
+        {
+            hi = (lu_sent[i].seq - lu_iss - 1) / LU_MSS + 1;
+        }
+    }
+
+    return hi;
+}
+
+
+static void
+lu_tcp_recovery(void)
+{
+    u32_t            hi, n, una;
+    size_t           mark, i;
+    tcpwnd_size_t    cwnd;
+    ip_addr_t        peer;
+    struct tcp_pcb  *pcb;
+    static u8_t      data[0xffff];
+
+    wgt_section("TCP loss recovery with SACK (lwIP as the sender)");
+
+    IP_ADDR4(&peer, 100, 64, 0, 2);
+    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+    tcp_nagle_disable(pcb);
+    lu_nsent = 0;
+    tcp_connect(pcb, &peer, 80, NULL);
+
+    CHECK(lu_nsent == 1 && (lu_sent[0].flags & 0x02), "SYN sent");
+    lu_iss = lu_sent[0].seq;
+    lu_lport = pcb->local_port;
+
+    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1);
+    CHECK(pcb->state == ESTABLISHED && (pcb->flags & TF_SACK),
+          "established, SACK permitted");
+
+    /* slow start up to 60 segments in flight */
+    for (i = 0; i < 16; i++) {
+        (void) tcp_write(pcb, data, 0xffff, TCP_WRITE_FLAG_COPY);
+    }
+    tcp_output(pcb);
+
+    for (n = 1; n <= 40; n++) {
+        lu_ack(n, NULL, 0);
+    }
+
+    hi = lu_highest_sent();
+    CHECK(hi >= 60, "slow start: the window grew past 60 segments");
+
+    /* segments 41-45 are lost; the peer reports 46-50 by SACK in one ACK */
+    cwnd = pcb->cwnd;
+    mark = lu_nsent;
+    {
+        u32_t  b[] = { 46, 51 };
+        lu_ack(41, b, 1);
+    }
+
+    CHECK(pcb->flags & TF_INFR,
+          "one ACK SACKing 5 segments above a hole starts recovery");
+    CHECK(pcb->ssthresh >= cwnd / 10 * 7 - LU_MSS
+          && pcb->ssthresh <= cwnd / 10 * 7 + LU_MSS,
+          "ssthresh is 0.7 of the window");
+
+    /* the rest of the window arrives and is SACKed, one ACK per segment,
+       before any resent segment could have arrived */
+    for (n = 51; n < hi; n++) {
+        u32_t  b[] = { 46, 0 };
+
+        b[1] = n + 1;
+        lu_ack(41, b, 1);
+    }
+
+    for (n = 41; n <= 45; n++) {
+        size_t  first = lu_sent_seg(mark, n);
+
+        CHECK(first != (size_t) -1,
+              "every lost segment resent within one round trip");
+        CHECK(first == (size_t) -1
+              || lu_sent_seg(first + 1, n) == (size_t) -1,
+              "no segment resent twice");
+    }
+
+    for (n = 46; n < hi; n++) {
+        CHECK(lu_sent_seg(mark, n) == (size_t) -1,
+              "SACKed segments not resent");
+    }
+
+    CHECK(lu_highest_sent() > hi,
+          "new data sent during recovery (the window did not collapse)");
+
+    /* the resent segments arrive: a full ACK ends recovery */
+    hi = lu_highest_sent();
+    lu_ack(hi, NULL, 0);
+
+    CHECK(!(pcb->flags & TF_INFR), "a full ACK ends recovery");
+    CHECK(pcb->cwnd >= pcb->ssthresh && pcb->cwnd <= pcb->ssthresh + LU_MSS,
+          "the window is ssthresh after it");
+    CHECK(pcb->cwnd > 10 * LU_MSS, "and not a few segments");
+
+    for (i = 0; i < 8; i++) {
+        una = lu_highest_sent();
+        lu_ack(una, NULL, 0);
+    }
+    CHECK(lu_highest_sent() > hi, "sending goes on after recovery");
+
+    /*
+     * Two holes, [una, una + 3) and [una + 20, una + 22), reported by ACKs
+     * that each cover 8 segments (Linux coalesces its ACKs under loss), then
+     * a partial ACK up to the second hole.  lwIP's old recovery inflated the
+     * window by one segment per duplicate ACK and deflated it by all that a
+     * partial ACK acknowledged: it fell to one segment here and the
+     * connection waited for the peer's delayed ACK.
+     */
+
+    hi = lu_highest_sent();
+    mark = lu_nsent;
+
+    for (n = una + 3 + 8; n < hi + 8; n += 8) {
+        u32_t  b[] = { una + 3, 0, una + 22, 0 };
+
+        b[1] = lu_min(n, una + 20);
+        b[3] = lu_min(n, hi);
+        lu_ack(una, b, n > una + 22 ? 2 : 1);
+    }
+
+    CHECK(pcb->flags & TF_INFR, "coalesced SACKs start recovery");
+
+    {
+        u32_t  b[] = { una + 22, 0 };
+
+        b[1] = hi;
+        i = lu_nsent;
+        lu_ack(una + 20, b, 1);
+        i = lu_nsent - i;
+    }
+
+    CHECK(i >= 1 && pcb->cwnd >= pcb->ssthresh,
+          "a partial ACK of many segments leaves the window open");
+
+    for (n = una; n < una + 22; n++) {
+        CHECK(n >= una + 3 && n < una + 20
+              ? lu_sent_seg(mark, n) == (size_t) -1
+              : lu_sent_seg(mark, n) != (size_t) -1,
+              "both holes resent, nothing SACKed");
+    }
+
+    CHECK(lu_highest_sent() > hi + 8,
+          "new data flows through the recovery of two holes");
+
+    tcp_abort(pcb);
+}
+
+
 static void
 lu_frag4_id(u32_t id, u16_t off)
 {
@@ -289,6 +597,7 @@ main(void)
 
     lu_reass("IPv4 reassembly", lu_frag4_id);
     lu_reass("IPv6 reassembly", lu_frag6);
+    lu_tcp_recovery();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);
 

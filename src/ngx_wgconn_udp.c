@@ -255,7 +255,12 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
     }
 
     if (!u->flush.posted) {
-        ngx_post_event(&u->flush, &ngx_posted_events);
+        /*
+         * first in line: the datagrams leave before the writes to the
+         * workers, whose wake-up may preempt the engine
+         */
+        u->flush.posted = 1;
+        ngx_queue_insert_head(&ngx_posted_events, &u->flush.queue);
     }
 }
 

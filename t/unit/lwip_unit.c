@@ -6,7 +6,8 @@
  *   IP reassembly: a datagram is delivered only when every fragment is
  *   there, whatever order they arrive in (patches/lwip-ip6-reass-gap.patch:
  *   lwIP 2.1.3 delivered an IPv6 datagram with a hole when the fragment
- *   before the hole arrived last).
+ *   before the hole arrived last), also with a Hop-by-Hop header before
+ *   the fragment header (lwip-ip6-reass-hbh.patch).
  *
  *   TCP loss recovery as a sender (patches/lwip-sack.patch,
  *   lwip-tcp-beta.patch): a peer that reports losses with SACK gets the
@@ -203,31 +204,60 @@ lu_frag4(u16_t id, u16_t off)
 }
 
 
+/* hbh: an 8-byte Hop-by-Hop header before the fragment header */
+
 static void
-lu_frag6(u32_t id, u16_t off)
+lu_frag6_ext(u32_t id, u16_t off, int hbh)
 {
-    u8_t    b[56];
+    u8_t    b[64], *f;
     u16_t   fo;
 
-    memset(b, 0, 48);
+    memset(b, 0, 56);
     b[0] = 0x60;
-    b[5] = 16;                   /* payload: fragment header + 8 */
-    b[6] = 44;                   /* next header: fragment */
+    b[5] = (u8_t) (16 + (hbh ? 8 : 0));   /* (hop-by-hop,) fragment, 8 */
+    b[6] = hbh ? 0 : 44;
     b[7] = 64;
     b[8] = 0xfd; b[9] = 0x7a; b[10] = 0x11; b[11] = 0x5c;
     b[12] = 0xa1; b[13] = 0xe0; b[23] = 2;
     b[24] = 0xfd; b[25] = 0x7a; b[26] = 0x11; b[27] = 0x5c;
     b[28] = 0xa1; b[29] = 0xe0; b[39] = 1;
-    b[40] = 17;
-    fo = (u16_t) (off | (off < 24 ? 1 : 0));
-    b[42] = (u8_t) (fo >> 8);
-    b[43] = (u8_t) fo;
-    b[44] = (u8_t) (id >> 24);
-    b[45] = (u8_t) (id >> 16);
-    b[46] = (u8_t) (id >> 8);
-    b[47] = (u8_t) id;
 
-    lu_input(b, 48 + lu_slice(b + 48, off));
+    f = b + 40;
+
+    if (hbh) {
+        f[0] = 44;               /* next: fragment; length 0: 8 bytes */
+        f[2] = 1;                /* PadN of 4 */
+        f[3] = 4;
+        f += 8;
+    }
+
+    f[0] = 17;
+    fo = (u16_t) (off | (off < 24 ? 1 : 0));
+    f[2] = (u8_t) (fo >> 8);
+    f[3] = (u8_t) fo;
+    f[4] = (u8_t) (id >> 24);
+    f[5] = (u8_t) (id >> 16);
+    f[6] = (u8_t) (id >> 8);
+    f[7] = (u8_t) id;
+
+    lu_input(b, (size_t) (f + 8 - b) + lu_slice(f + 8, off));
+}
+
+
+static void
+lu_frag6(u32_t id, u16_t off)
+{
+    lu_frag6_ext(id, off, 0);
+}
+
+
+/* patches/lwip-ip6-reass-hbh.patch: lwIP 2.1.3 reassembled these, then
+   dropped them for a Hop-by-Hop header "not first" */
+
+static void
+lu_frag6_hbh(u32_t id, u16_t off)
+{
+    lu_frag6_ext(id, off, 1);
 }
 
 
@@ -597,6 +627,7 @@ main(void)
 
     lu_reass("IPv4 reassembly", lu_frag4_id);
     lu_reass("IPv6 reassembly", lu_frag6);
+    lu_reass("IPv6 reassembly, Hop-by-Hop header first", lu_frag6_hbh);
     lu_tcp_recovery();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);

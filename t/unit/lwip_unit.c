@@ -25,6 +25,7 @@
 #include "lwip/udp.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
+#include "lwip/priv/tcp_priv.h"
 
 #include "wgtest.h"
 #include "lwip_node.h"
@@ -356,9 +357,9 @@ static u16_t   lu_lport;
 
 static void
 lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
-    size_t nsack, int syn_opts)
+    size_t nsack, int syn_opts, size_t dlen)
 {
-    u8_t    b[120], *t;
+    u8_t    b[120 + 64], *t;
     size_t  olen, i;
 
     memset(b, 0, sizeof(b));
@@ -387,8 +388,10 @@ lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
         olen = 4 + 8 * nsack;
     }
 
+    memset(t + 20 + olen, 'p', dlen);
+
     b[0] = 0x45;
-    b[3] = (u8_t) (40 + olen);
+    b[3] = (u8_t) (40 + olen + dlen);
     b[8] = 64;
     b[9] = 6;
     b[12] = 100; b[13] = 64; b[14] = 0; b[15] = 2;
@@ -408,7 +411,7 @@ lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
     t[14] = 0xff;                /* window 65535 << 7: never the limit */
     t[15] = 0xff;
 
-    lu_input(b, 40 + olen);
+    lu_input(b, 40 + olen + dlen);
 }
 
 
@@ -424,7 +427,7 @@ lu_ack(u32_t n, const u32_t *blocks, size_t nblocks)
         sack[i] = blocks[i] * LU_MSS;
     }
 
-    lu_peer_segment(0x10, 1001, n * LU_MSS, sack, nblocks, 0);
+    lu_peer_segment(0x10, 1001, n * LU_MSS, sack, nblocks, 0, 0);
 }
 
 
@@ -492,7 +495,7 @@ lu_tcp_recovery(void)
     lu_iss = lu_sent[0].seq;
     lu_lport = pcb->local_port;
 
-    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1);
+    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
     CHECK(pcb->state == ESTABLISHED && (pcb->flags & TF_SACK),
           "established, SACK permitted");
 
@@ -613,6 +616,47 @@ lu_tcp_recovery(void)
 }
 
 
+/*
+ * patches/lwip-tcp-ooseq-walk.patch walks the out-of-order queue for its
+ * limits less often; tiny segments, the only ones that could exceed them,
+ * are still held to TCP_OOSEQ_MAX_PBUFS.
+ */
+
+static void
+lu_tcp_ooseq_limit(void)
+{
+    u32_t            i, n;
+    ip_addr_t        peer;
+    struct tcp_seg  *seg;
+    struct tcp_pcb  *pcb;
+
+    wgt_section("TCP out-of-order queue limits (lwIP as the receiver)");
+
+    IP_ADDR4(&peer, 100, 64, 0, 2);
+    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+    lu_nsent = 0;
+    tcp_connect(pcb, &peer, 80, NULL);
+    lu_iss = lu_sent[0].seq;
+    lu_lport = pcb->local_port;
+    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+
+    /* byte 1001 never arrives; 1-byte segments every other byte after it */
+    for (i = 0; i < TCP_OOSEQ_MAX_PBUFS + 1000; i++) {
+        lu_peer_segment(0x10, 1001 + 1 + 2 * i, 0, NULL, 0, 0, 1);
+    }
+
+    n = 0;
+    for (seg = pcb->ooseq; seg != NULL; seg = seg->next) {
+        n++;
+    }
+
+    CHECK(n >= TCP_OOSEQ_MAX_PBUFS - 16 && n <= TCP_OOSEQ_MAX_PBUFS,
+          "1-byte out-of-order segments held to TCP_OOSEQ_MAX_PBUFS");
+
+    tcp_abort(pcb);
+}
+
+
 static void
 lu_frag4_id(u32_t id, u16_t off)
 {
@@ -629,6 +673,7 @@ main(void)
     lu_reass("IPv6 reassembly", lu_frag6);
     lu_reass("IPv6 reassembly, Hop-by-Hop header first", lu_frag6_hbh);
     lu_tcp_recovery();
+    lu_tcp_ooseq_limit();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);
 

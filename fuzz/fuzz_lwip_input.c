@@ -31,10 +31,10 @@
 #include "lwip/udp.h"
 #include "lwip/timeouts.h"
 #include "lwip/priv/tcp_priv.h"
-
-#include "lwip_node.h"
 #include "lwip/ip4_frag.h"
 #include "lwip/ip6_frag.h"
+
+#include "lwip_node.h"
 
 
 static struct netif      fz_netif;
@@ -109,6 +109,7 @@ static err_t
 fz_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
     size_t             len;
+    const char        *data;
     static const char  reply[] = "HTTP/1.1 200 OK\r\n\r\nok\n";
     static char        bulk[24 * 1024];
 
@@ -120,16 +121,19 @@ fz_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
         return ERR_OK;
     }
 
-    len = (pbuf_get_at(p, 0) == 'B') ? sizeof(bulk) : sizeof(reply) - 1;
+    if (pbuf_get_at(p, 0) == 'B') {
+        data = bulk;
+        len = sizeof(bulk);
+
+    } else {
+        data = reply;
+        len = sizeof(reply) - 1;
+    }
 
     tcp_recved(pcb, p->tot_len);
     pbuf_free(p);
 
-    if (len > tcp_sndbuf(pcb)) {
-        len = tcp_sndbuf(pcb);
-    }
-
-    (void) tcp_write(pcb, (len > sizeof(reply)) ? bulk : reply, (u16_t) len,
+    (void) tcp_write(pcb, data, (u16_t) LWIP_MIN(len, tcp_sndbuf(pcb)),
                      TCP_WRITE_FLAG_COPY);
     (void) tcp_output(pcb);
 

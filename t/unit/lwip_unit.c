@@ -447,13 +447,6 @@ lu_sent_seg(size_t from, u32_t n)
 
 
 static u32_t
-lu_min(u32_t a, u32_t b)
-{
-    return a < b ? a : b;
-}
-
-
-static u32_t
 lu_highest_sent(void)
 {
     size_t  i;
@@ -583,8 +576,8 @@ lu_tcp_recovery(void)
     for (n = una + 3 + 8; n < hi + 8; n += 8) {
         u32_t  b[] = { una + 3, 0, una + 22, 0 };
 
-        b[1] = lu_min(n, una + 20);
-        b[3] = lu_min(n, hi);
+        b[1] = LWIP_MIN(n, una + 20);
+        b[3] = LWIP_MIN(n, hi);
         lu_ack(una, b, n > una + 22 ? 2 : 1);
     }
 

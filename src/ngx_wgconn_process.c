@@ -25,6 +25,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <sys/prctl.h>
+#include <pthread.h>
 
 #include <sodium.h>
 
@@ -50,7 +51,10 @@ static ngx_socket_t ngx_wgconn_engine_spawn(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf);
 static void ngx_wgconn_engine_main(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf, ngx_socket_t lifeline);
+static void ngx_wgconn_engine_detach(ngx_cycle_t *cycle,
+    ngx_core_conf_t *ccf);
 static ngx_int_t ngx_wgconn_engine_privileges(ngx_cycle_t *cycle);
+static void ngx_wgconn_daemon_forked(void);
 static ngx_int_t ngx_wgconn_send_cycle(ngx_socket_t lifeline,
     ngx_wgconn_conf_t *wcf);
 static void ngx_wgconn_lifeline_read(ngx_event_t *rev);
@@ -65,9 +69,12 @@ static void ngx_wgconn_engine_apply(ngx_log_t *log, ngx_socket_t fd,
 static u_char  ngx_wgconn_running_digest[32];
 
 /* in the master: the engine it started, and what it cannot change live */
-static ngx_pid_t   ngx_wgconn_engine_pid;
-static u_char      ngx_wgconn_node_digest[32];
-static ngx_uint_t  ngx_wgconn_node_known;
+static ngx_pid_t     ngx_wgconn_engine_pid;
+static u_char        ngx_wgconn_node_digest[32];
+static ngx_uint_t    ngx_wgconn_node_known;
+
+/* the first cycle's lifeline, until the daemon's master owns its signal */
+static ngx_socket_t  ngx_wgconn_daemon_lifeline = (ngx_socket_t) -1;
 
 
 /*
@@ -272,15 +279,34 @@ ngx_wgconn_engine_replace(ngx_cycle_t *cycle, ngx_socket_t lifeline)
 
 /*
  * SIGHUP to this process when the engine's end closes.  Set at every
- * cycle: with "daemon on" the first cycle runs in the process that forks
- * the daemon and exits, so only from the first reload on does the signal
- * reach the real master.
+ * cycle.  With "daemon on" the first cycle runs in the process that forks
+ * the master and exits, and nginx calls no module in the new master before
+ * its first reload; fork() does call pthread_atfork() handlers, though,
+ * and the child of that fork is the master, still root.  (A worker could
+ * not correct the owner: a signal owner set by an unprivileged process
+ * cannot signal a master running as root.)
  */
 
 static void
 ngx_wgconn_lifeline_watch(ngx_cycle_t *cycle, ngx_socket_t lifeline)
 {
-    int  flags;
+    int               flags;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ccf->daemon && !ngx_daemonized && !ngx_inherited) {
+        if (ngx_wgconn_daemon_lifeline == (ngx_socket_t) -1
+            && pthread_atfork(NULL, NULL, ngx_wgconn_daemon_forked) != 0)
+        {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "wgconn: pthread_atfork() failed, the engine "
+                          "process will be restarted only after the "
+                          "first reload");
+        }
+
+        ngx_wgconn_daemon_lifeline = lifeline;
+    }
 
     flags = fcntl(lifeline, F_GETFL);
 
@@ -294,6 +320,21 @@ ngx_wgconn_lifeline_watch(ngx_cycle_t *cycle, ngx_socket_t lifeline)
                       "wgconn: cannot watch the engine process, it will "
                       "not be restarted should it die");
     }
+}
+
+
+/* in the child of every fork(): acts once, in the new daemon's master */
+
+static void
+ngx_wgconn_daemon_forked(void)
+{
+    if (ngx_wgconn_daemon_lifeline == (ngx_socket_t) -1 || ngx_daemonized) {
+        return;
+    }
+
+    (void) fcntl(ngx_wgconn_daemon_lifeline, F_SETOWN, ngx_getpid());
+
+    ngx_wgconn_daemon_lifeline = (ngx_socket_t) -1;
 }
 
 
@@ -395,6 +436,8 @@ ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
         }
     }
 
+    ngx_wgconn_engine_detach(cycle, ccf);
+
     /* the workers accept; the engine keeps none of the listening sockets */
 
     ls = cycle->listening.elts;
@@ -447,6 +490,49 @@ ngx_wgconn_engine_main(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
             exit(0);
         }
     }
+}
+
+
+/*
+ * With "daemon on" the first engine is forked before nginx daemonizes.
+ * It leaves the caller's session and output as the daemon does: a caller
+ * that reads nginx's output until its end, as $(nginx) does, would
+ * otherwise wait for the engine too.  nginx moves stderr to the error log
+ * only after daemonizing, so the engine does it here.
+ */
+
+static void
+ngx_wgconn_engine_detach(ngx_cycle_t *cycle, ngx_core_conf_t *ccf)
+{
+    int  fd;
+
+    if (!ccf->daemon || ngx_daemonized) {
+        return;
+    }
+
+    if (setsid() == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wgconn: setsid() failed");
+    }
+
+    fd = open("/dev/null", O_RDWR);
+
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wgconn: open(\"/dev/null\") failed");
+        return;
+    }
+
+    if (dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wgconn: dup2() failed");
+    }
+
+    if (fd > STDERR_FILENO) {
+        close(fd);
+    }
+
+    (void) ngx_log_redirect_stderr(cycle);
 }
 
 

@@ -117,14 +117,14 @@ def serve_conf(ov, workers=1, http=HTTP_BLOCK, stream=STREAM_BLOCK,
                       main="worker_rlimit_nofile 8192;", workers=workers)
 
 
-def start_served(ov):
+def start_served(ov, daemon=False):
     backend = PeerServices(ov.ns_a, ov.workdir, tls=False,
                            http_port=BACKEND_HTTP,
                            echo_port=BACKEND_ECHO).start()
     n = ov.nginx(serve_conf(ov, workers=2))
     rc, out = n.test()
     assert rc == 0, out
-    n.start(wait_ports=[INGRESS_PORT])
+    n.start(wait_ports=[INGRESS_PORT], daemon=daemon)
     wait_log(n, r"serving overlay tcp port 80", timeout=10)
     return backend, n
 
@@ -311,15 +311,19 @@ def test_reload_under_inbound_load(served):
     assert r["ok"], (r, ov.diagnostics())
 
 
-def test_engine_process_restarted_after_it_dies(overlay, nginx_module):
+@pytest.mark.parametrize("daemon", [False, True], ids=["fg", "daemon"])
+def test_engine_process_restarted_after_it_dies(overlay, nginx_module,
+                                                daemon):
     ov = overlay
-    backend, n = start_served(ov)
+    backend, n = start_served(ov, daemon=daemon)
     try:
         old = n.engine()
         assert old, n.children()
         os.kill(old, 9)
-        # a worker sees its channel close and asks the master for a reload,
-        # which starts a new engine; both directions work again
+        # the lifeline's end of file signals the master, whose reload
+        # starts a new engine; both directions work again.  A daemon's
+        # first engine was forked before nginx daemonized: the signal must
+        # reach the master all the same
         nsmod.wait_until(lambda: n.engine() not in (None, old), 20,
                          what="a new engine process")
         deadline = time.monotonic() + 30
@@ -334,6 +338,7 @@ def test_engine_process_restarted_after_it_dies(overlay, nginx_module):
         assert b.stdout == "ok\n", (b.stderr, ov.diagnostics())
         assert n.log_grep(r"starting a new one")
     finally:
+        n.stop()
         backend.stop()
 
 

@@ -176,11 +176,14 @@ class Nginx:
             d = os.path.dirname(d)
         return None
 
-    def start(self, timeout=15.0, wait_ports=()):
+    def start(self, timeout=15.0, wait_ports=(), daemon=False):
         """nginx in the foreground (daemon off) under our Popen.
 
-        WGC_VALGRIND=DIR runs it under valgrind (memcheck; workers and the
-        engine are forks, followed), one log per process in DIR/vg.PID.log.
+        daemon=True starts it as an init script would: nginx forks the
+        master and the command returns; the master is then known by its
+        pid file.  WGC_VALGRIND=DIR runs it (not as a daemon) under
+        valgrind (memcheck; workers and the engine are forks, followed),
+        one log per process in DIR/vg.PID.log.
         """
         bad = self.unreachable_for_workers()
         if bad and "\nuser " not in "\n" + getattr(self, "conf", ""):
@@ -190,6 +193,9 @@ class Nginx:
         if os.path.exists(self.pid_path):
             os.unlink(self.pid_path)
         self._log_offset = self.log_size()
+        self.daemon = daemon
+        if daemon:
+            return self._start_daemon(timeout, wait_ports)
         out = open(os.path.join(self.prefix, "logs", "stderr.log"), "a")
         argv = self._argv("-g", "daemon off;")
         vg = os.environ.get("WGC_VALGRIND")
@@ -220,6 +226,50 @@ class Nginx:
             self.stop()
             raise
         return self
+
+    def _start_daemon(self, timeout, wait_ports):
+        cp = subprocess.run(self._argv(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, timeout=timeout)
+        if cp.returncode != 0:
+            raise HarnessError("nginx exited %s:\n%s%s" % (
+                cp.returncode, cp.stdout, self.log_tail()))
+        try:
+            wait_until(lambda: self.master_pid and self.running, timeout,
+                       what="nginx pid file")
+            for p in wait_ports:
+                proto = "tcp"
+                if isinstance(p, tuple):
+                    p, proto = p
+                self.wait_port(p, proto, timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _stop_daemon(self, timeout):
+        mp = self.master_pid
+        if not mp:
+            return None
+        procs = set(self.children()) | {self.engine()} - {None}
+        for sig, t in ((signal.SIGQUIT, timeout), (signal.SIGTERM, 5),
+                       (signal.SIGKILL, 5)):
+            try:
+                os.kill(mp, sig)
+            except ProcessLookupError:
+                break
+            try:
+                wait_until(lambda: not pid_alive(mp), t, what="nginx exit")
+                break
+            except HarnessError:
+                continue
+        for p in procs:
+            if pid_alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        return 0
 
     @property
     def master_pid(self):
@@ -257,10 +307,31 @@ class Nginx:
                 if "worker process" in self._title(p)]
 
     def engine(self):
-        """pid of the wgconn engine process, or None."""
+        """pid of the wgconn engine process, or None.  A daemon's first
+        engine is forked before nginx daemonizes, so it is no child of the
+        master: it is found in the master's network namespace instead."""
         for p in self.children():
             if "wgconn engine" in self._title(p):
                 return p
+        if getattr(self, "daemon", False) and self.master_pid:
+            return self._engine_in_netns()
+        return None
+
+    def _engine_in_netns(self):
+        try:
+            ns = os.readlink("/proc/%d/ns/net" % self.master_pid)
+        except OSError:
+            return None
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            p = int(d)
+            try:
+                if (os.readlink("/proc/%d/ns/net" % p) == ns
+                        and "wgconn engine" in self._title(p)):
+                    return p
+            except OSError:
+                continue
         return None
 
     def reload(self, timeout=15.0):
@@ -275,10 +346,15 @@ class Nginx:
 
     @property
     def running(self):
+        if getattr(self, "daemon", False):
+            mp = self.master_pid
+            return bool(mp) and pid_alive(mp)
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout=10.0):
         """SIGQUIT (graceful), then SIGTERM, then SIGKILL; returns rc."""
+        if getattr(self, "daemon", False):
+            return self._stop_daemon(timeout)
         if self.proc is None:
             return None
         children = set(self.children())

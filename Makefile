@@ -38,7 +38,7 @@ lwip: $(B)/lwip/liblwip.a
 $(addprefix $(LWIP_SRC)/src/,$(LWIP_FILES)): $(B)/.deps
 	@test -f $@
 
-$(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h $(B)/.deps
+$(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h src/arch/chksum.h $(B)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wno-address -Wno-unused-variable -Isrc \
 	    -I$(LWIP_SRC)/src/include -c $< -o $@

@@ -110,6 +110,9 @@
 #define LWIP_TCP_CALC_INITIAL_CWND(mss) ((tcpwnd_size_t) (10U * (mss)))
 
 #define LWIP_CHECKSUM_ON_COPY           1
+#define LWIP_CHKSUM                     wgc_lwip_chksum
+#define LWIP_CHKSUM_COPY(dst, src, len) wgc_lwip_chksum_copy(dst, src, len)
+#include "arch/chksum.h"
 #define CHECKSUM_CHECK_IP               0
 #define CHECKSUM_CHECK_UDP              0
 #define CHECKSUM_CHECK_TCP              0

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 #include "wgtest.h"
 #include "wg_crypto.h"
 
@@ -140,6 +142,76 @@ test_aead(void)
           "empty plaintext round trip");
     CHECK(wg_aead_open(pt, ct, 15, NULL, 0, 0, key) == -1,
           "shorter than a tag rejected");
+}
+
+
+/*
+ * Small packets are sealed by libsodium, larger ones by OpenSSL: every size
+ * around the switch, with and without padding, matches libsodium's own
+ * combined-mode output and opens again, also in place.
+ */
+
+static void
+test_aead_sizes(void)
+{
+    size_t               len, pad, sizes[] = { 0, 1, 15, 16, 100, 1007,
+                                               1008, 1009, 1023, 1024,
+                                               1025, 1040, 1420, 1500 };
+    unsigned             i, bad_seal, bad_open, checked;
+    unsigned long long   rlen;
+    static uint8_t       key[32], nonce[12], pt[1536], ct[1600],
+                         ref[1600], out[1600];
+
+    wgt_section("ChaCha20-Poly1305 across the libsodium/OpenSSL switch");
+
+    for (i = 0; i < sizeof(pt); i++) {
+        pt[i] = (uint8_t) (i * 7 + 3);
+    }
+
+    memset(key, 0x5a, sizeof(key));
+    nonce[4] = 9;
+    bad_seal = 0;
+    bad_open = 0;
+    checked = 0;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        for (pad = 0; pad < 16; pad += 15) {
+            len = sizes[i];
+
+            memcpy(out, pt, len);
+            memset(out + len, 0, pad);
+            crypto_aead_chacha20poly1305_ietf_encrypt(ref, &rlen, out,
+                                                      len + pad, pt, 20,
+                                                      NULL, nonce, key);
+
+            if (wg_aead_seal_iv(ct, pt, len, pad, pt, 20, nonce, key) != 0
+                || rlen != len + pad + 16
+                || memcmp(ct, ref, rlen) != 0)
+            {
+                bad_seal++;
+            }
+
+            if (wg_aead_open_iv(out, ct, rlen, pt, 20, nonce, key) != 0
+                || memcmp(out, pt, len) != 0
+                || wg_aead_open_iv(ct, ct, rlen, pt, 20, nonce, key) != 0
+                || memcmp(ct, pt, len) != 0)
+            {
+                bad_open++;
+            }
+
+            memcpy(ct, ref, rlen);
+            ct[rlen - 1] ^= 0x80;
+
+            if (wg_aead_open_iv(out, ct, rlen, pt, 20, nonce, key) != -1) {
+                bad_open++;
+            }
+
+            checked++;
+        }
+    }
+
+    CHECK(checked == 28 && bad_seal == 0, "seal equals libsodium, all sizes");
+    CHECK(bad_open == 0, "open (and in place), tampered tag rejected");
 }
 
 
@@ -349,6 +421,7 @@ test_crypto(void)
 {
     test_x25519();
     test_aead();
+    test_aead_sizes();
     test_xaead();
     test_blake2s();
     test_kdf();

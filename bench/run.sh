@@ -107,9 +107,11 @@ chmod 755 "$WORK"
 cp "$MODULE" "$WORK/ngx_wgconn_module.so"
 MODULE=$WORK/ngx_wgconn_module.so
 pids=()
+autogroup=
 
 cleanup() {
     set +e
+    [ -n "$autogroup" ] && sysctl -qw kernel.sched_autogroup_enabled="$autogroup"
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     for ns in $NS_N $NS_P; do
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
@@ -124,6 +126,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# With autogroup scheduling each session shares the CPU as one group, so
+# results would depend on which process happens to lead a session (a
+# daemonized nginx master does, the engine does, wrk and the peers share
+# this script's): off for the run, as for services in their own cgroups.
+autogroup=$(sysctl -n kernel.sched_autogroup_enabled 2>/dev/null || true)
+[ -n "$autogroup" ] && sysctl -qw kernel.sched_autogroup_enabled=0
 
 ip netns add $NS_N
 ip netns add $NS_P

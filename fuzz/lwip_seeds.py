@@ -81,6 +81,13 @@ def main(out):
             + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"x")))
             + op(0, ip(6, tcp((1002 + (1 << 31)) & 0xffffffff, ISS + 1,
                               0x18, b"y"))),
+            # an MSS option after the SYN, below the length of the queued
+            # segments, then data whose answer is queued behind them
+            # (lwip-tcp-syn-mss.patch)
+            "mss": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS)))
+            + op(2, b"\x02") + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"B")))
+            + op(0, ip(6, tcp(1002, ISS + 1, 0x18, b"x",
+                              opts=bytes([2, 4, 0x02, 0x18])))),
             # an option kind in the last byte (lwip-tcp-optlen.patch)
             "optlen": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS[:4]
                                       + bytes([4, 2, 1, 0xff])))),

@@ -63,6 +63,7 @@ void
 wgc_lwip_assert(const char *msg, const char *file, int line)
 {
     printf("lwIP assertion \"%s\" at %s:%d\n", msg, file, line);
+    fflush(stdout);
     abort();
 }
 
@@ -354,6 +355,7 @@ lu_reass(const char *family, void (*frag)(u32_t id, u16_t off))
 
 static u32_t   lu_iss;
 static u16_t   lu_lport;
+static u16_t   lu_opt_mss = LU_MSS;     /* in the options of a SYN */
 
 
 static void
@@ -369,8 +371,10 @@ lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
 
     if (syn_opts) {
         /* MSS, SACK permitted, window scale 7 */
-        static const u8_t o[] = { 2, 4, LU_MSS >> 8, LU_MSS & 0xff,
-                                  4, 2, 1, 1, 1, 3, 3, 7 };
+        u8_t  o[] = { 2, 4, 0, 0, 4, 2, 1, 1, 1, 3, 3, 7 };
+
+        o[2] = (u8_t) (lu_opt_mss >> 8);
+        o[3] = (u8_t) lu_opt_mss;
         memcpy(t + 20, o, sizeof(o));
         olen = sizeof(o);
 
@@ -651,6 +655,52 @@ lu_tcp_ooseq_limit(void)
 }
 
 
+/*
+ * An MSS option counts in a SYN only (RFC 9293 3.7.1).  lwIP took one from
+ * any segment: an established connection's MSS then fell below its queued
+ * segments and the next tcp_write() tripped "mss_local is too small",
+ * which aborts the engine (patches/lwip-tcp-mss-syn.patch; the fuzzer
+ * found it).
+ */
+
+static void
+lu_tcp_mss_syn_only(void)
+{
+    u16_t            mss;
+    ip_addr_t        peer;
+    struct tcp_pcb  *pcb;
+    static u8_t      data[0xffff];
+
+    wgt_section("TCP MSS option outside a SYN (ignored)");
+
+    IP_ADDR4(&peer, 100, 64, 0, 2);
+    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+    lu_nsent = 0;
+    tcp_connect(pcb, &peer, 80, NULL);
+    lu_iss = lu_sent[0].seq;
+    lu_lport = pcb->local_port;
+    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+    mss = pcb->mss;
+
+    /* more than the initial window: full-size segments wait unsent */
+    (void) tcp_write(pcb, data, 0xffff, TCP_WRITE_FLAG_COPY);
+    tcp_output(pcb);
+
+    lu_opt_mss = 536;
+    lu_peer_segment(0x10, 1001, 0, NULL, 0, 1, 0);
+    lu_opt_mss = LU_MSS;
+
+    CHECK(mss == LU_MSS && pcb->mss == mss,
+          "an MSS option in an ACK leaves the MSS as the SYN set it");
+
+    /* aborted here before */
+    (void) tcp_write(pcb, data, 100, TCP_WRITE_FLAG_COPY);
+    CHECK(pcb->unsent != NULL, "data queued after it");
+
+    tcp_abort(pcb);
+}
+
+
 static void
 lu_frag4_id(u32_t id, u16_t off)
 {
@@ -749,6 +799,7 @@ main(void)
     lu_reass("IPv6 reassembly, Hop-by-Hop header first", lu_frag6_hbh);
     lu_tcp_recovery();
     lu_tcp_ooseq_limit();
+    lu_tcp_mss_syn_only();
     lu_chksum();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);

@@ -17,12 +17,36 @@ if [ -x "$bin/wireguard-go-current" ] && [ -z "${FORCE:-}" ]; then
     echo "build-wireguard-go: $bin/wireguard-go-current exists"
     exit 0
 fi
-if ! command -v go >/dev/null; then
-    for d in /usr/local/go/bin /usr/lib/go/bin; do
-        [ -x "$d/go" ] && PATH="$d:$PATH" && break
-    done
+# A Go that knows GOTOOLCHAIN (1.21 and later) fetches whatever newer
+# toolchain the module asks for from the Go module proxy.
+go_ok() {
+    local v
+    v=$(go env GOVERSION 2>/dev/null) || return 1
+    v=${v#go}
+    [ "${v%%.*}" -gt 1 ] || [ "$(echo "$v" | cut -d. -f2)" -ge 21 ]
+}
+for d in "" /usr/local/go/bin /usr/lib/go/bin; do
+    [ -z "$d" ] || [ -x "$d/go" ] || continue
+    [ -z "$d" ] || PATH="$d:$PATH"
+    command -v go >/dev/null && go_ok && break
+done
+# Debian 12's own golang-go (1.19) is older: take bookworm-backports' from
+# Debian's archive, with its source listed only for that install
+if ! { command -v go >/dev/null && go_ok; }; then
+    [ "$(id -u)" = 0 ] || { echo "build-wireguard-go: no Go >= 1.21 (run as root to install one)" >&2; exit 1; }
+    bp=/etc/apt/sources.list.d/wgconn-backports.sources
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+        'Suites: bookworm-backports' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > "$bp"
+    trap 'rm -f "$bp"; apt-get update -qq || true' EXIT
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends -t bookworm-backports golang-go >/dev/null
+    hash -r
+    PATH="/usr/lib/go/bin:$PATH"
+    go_ok || { echo "build-wireguard-go: no Go >= 1.21 after installing golang-go" >&2; exit 1; }
 fi
-command -v go >/dev/null || { echo "build-wireguard-go: no go toolchain" >&2; exit 1; }
+export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 ver=${WIREGUARD_GO_VERSION:-latest}
 GOBIN="$bin" GOFLAGS="${GOFLAGS:-} -buildvcs=false" \
     timeout 600 go install "golang.zx2c4.com/wireguard@$ver"

@@ -215,6 +215,10 @@ class Nginx:
                 raise HarnessError("nginx exited %s:\n%s" % (
                     self.proc.returncode, self.log_tail()))
             return os.path.exists(self.pid_path)
+        return self._wait_started(up, timeout, wait_ports)
+
+    def _wait_started(self, up, timeout, wait_ports):
+        """Wait for up() and the ports; stop nginx if either fails."""
         try:
             wait_until(up, timeout, what="nginx pid file")
             for p in wait_ports:
@@ -234,18 +238,8 @@ class Nginx:
         if cp.returncode != 0:
             raise HarnessError("nginx exited %s:\n%s%s" % (
                 cp.returncode, cp.stdout, self.log_tail()))
-        try:
-            wait_until(lambda: self.master_pid and self.running, timeout,
-                       what="nginx pid file")
-            for p in wait_ports:
-                proto = "tcp"
-                if isinstance(p, tuple):
-                    p, proto = p
-                self.wait_port(p, proto, timeout)
-        except Exception:
-            self.stop()
-            raise
-        return self
+        return self._wait_started(lambda: self.master_pid and self.running,
+                                  timeout, wait_ports)
 
     def _stop_daemon(self, timeout):
         mp = self.master_pid

@@ -471,17 +471,13 @@ lu_highest_sent(void)
 }
 
 
-static void
-lu_tcp_recovery(void)
+/* a connection to the peer, its SYN answered with MSS, SACK, scale 7 */
+
+static struct tcp_pcb *
+lu_connect(void)
 {
-    u32_t            hi, n, una;
-    size_t           mark, i;
-    tcpwnd_size_t    cwnd;
     ip_addr_t        peer;
     struct tcp_pcb  *pcb;
-    static u8_t      data[0xffff];
-
-    wgt_section("TCP loss recovery with SACK (lwIP as the sender)");
 
     IP_ADDR4(&peer, 100, 64, 0, 2);
     pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
@@ -494,6 +490,23 @@ lu_tcp_recovery(void)
     lu_lport = pcb->local_port;
 
     lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+
+    return pcb;
+}
+
+
+static void
+lu_tcp_recovery(void)
+{
+    u32_t            hi, n, una;
+    size_t           mark, i;
+    tcpwnd_size_t    cwnd;
+    struct tcp_pcb  *pcb;
+    static u8_t      data[0xffff];
+
+    wgt_section("TCP loss recovery with SACK (lwIP as the sender)");
+
+    pcb = lu_connect();
     CHECK(pcb->state == ESTABLISHED && (pcb->flags & TF_SACK),
           "established, SACK permitted");
 
@@ -624,19 +637,12 @@ static void
 lu_tcp_ooseq_limit(void)
 {
     u32_t            i, n;
-    ip_addr_t        peer;
     struct tcp_seg  *seg;
     struct tcp_pcb  *pcb;
 
     wgt_section("TCP out-of-order queue limits (lwIP as the receiver)");
 
-    IP_ADDR4(&peer, 100, 64, 0, 2);
-    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
-    lu_nsent = 0;
-    tcp_connect(pcb, &peer, 80, NULL);
-    lu_iss = lu_sent[0].seq;
-    lu_lport = pcb->local_port;
-    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+    pcb = lu_connect();
 
     /* byte 1001 never arrives; 1-byte segments every other byte after it */
     for (i = 0; i < TCP_OOSEQ_MAX_PBUFS + 1000; i++) {
@@ -667,19 +673,12 @@ static void
 lu_tcp_mss_syn_only(void)
 {
     u16_t            mss;
-    ip_addr_t        peer;
     struct tcp_pcb  *pcb;
     static u8_t      data[0xffff];
 
     wgt_section("TCP MSS option outside a SYN (ignored)");
 
-    IP_ADDR4(&peer, 100, 64, 0, 2);
-    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
-    lu_nsent = 0;
-    tcp_connect(pcb, &peer, 80, NULL);
-    lu_iss = lu_sent[0].seq;
-    lu_lport = pcb->local_port;
-    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+    pcb = lu_connect();
     mss = pcb->mss;
 
     /* more than the initial window: full-size segments wait unsent */

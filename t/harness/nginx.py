@@ -257,12 +257,7 @@ class Nginx:
                 break
             except HarnessError:
                 continue
-        for p in procs:
-            if pid_alive(p):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_leftovers(procs)
         return 0
 
     @property
@@ -365,13 +360,7 @@ class Nginx:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        # workers of a master that died hard must not outlive the test
-        for w in children:
-            if pid_alive(w):
-                try:
-                    os.kill(w, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_leftovers(children)
         self.proc = None
         return rc
 
@@ -410,6 +399,17 @@ class Nginx:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _kill_leftovers(pids):
+    """Workers (or an engine) of a master that died hard must not outlive
+    the test."""
+    for p in pids:
+        if pid_alive(p):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def wait_log(nginx, pattern, timeout=10.0):

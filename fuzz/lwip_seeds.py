@@ -1,6 +1,7 @@
 """Seed inputs for fuzz_lwip_input: a TCP connection to the listener (SYN,
 time, a request in an ACK batch), one that asks for a bulk answer and then
-acknowledges it with losses reported by SACK, and UDP to the listener and
+acknowledges it with losses reported by SACK, one left unacknowledged
+through retransmission timeouts, and UDP to the listener and
 to a closed port, in IPv4 and IPv6, encoded as the target's ops."""
 
 import os
@@ -88,6 +89,11 @@ def main(out):
             + op(2, b"\x02") + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"B")))
             + op(0, ip(6, tcp(1002, ISS + 1, 0x18, b"x",
                               opts=bytes([2, 4, 0x02, 0x18])))),
+            # a bulk answer never acknowledged: retransmission timeouts,
+            # run by lwIP's slow timer, in 50 ms steps
+            "rto": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS)))
+            + op(2, b"\x02") + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"B")))
+            + op(2, b"\x01") * 80,
             # an option kind in the last byte (lwip-tcp-optlen.patch)
             "optlen": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS[:4]
                                       + bytes([4, 2, 1, 0xff])))),

@@ -29,13 +29,20 @@
 # on the node's loopback (iup1: peer -> node, idown1: node -> peer), and
 # wrk against an nginx server that answers `return 200` itself (irps).
 #
+# Layouts (BENCH_LAYOUTS, default "split shared"): in "split" the node's
+# processes (nginx, the engine, its clients, the node's wireguard-go in the
+# wg-* rows) run on the first half of the CPUs and the peer's (wireguard-go,
+# its nginx and iperf3, the inbound clients) on the other half, as two hosts
+# would; in "shared" all of them share all CPUs, so the peer's wireguard-go
+# competes with the node under test for the same cores.
+#
 # Environment: BENCH_SECONDS (per test, default 5), BENCH_WORKERS (nginx
 # worker_processes, default 1), BENCH_CONNS (wrk connections, default 64),
 # BENCH_ROWS (default "plain wg-debian ours-debian wg-current ours-current"),
 # BENCH_TESTS (default "up1 down1 up4 down4 rps iup1 idown1 irps"), BENCH_OUT (also write
 # the table there), BENCH_KEEP=1 (keep the work directory with the logs),
 # BENCH_HOOK (a command run in the background before each row's tests, with
-# NS_N, NS_P, WORK, N and ROW set: tcpdump, nstat, perf).
+# NS_N, NS_P, WORK, N, ROW and LAYOUT set: tcpdump, nstat, perf).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +50,7 @@ T=${BENCH_SECONDS:-5}
 WORKERS=${BENCH_WORKERS:-1}
 CONNS=${BENCH_CONNS:-64}
 ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current"}
+LAYOUTS=${BENCH_LAYOUTS:-"split shared"}
 TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps iup1 idown1 irps"}
 MODULE=${WGC_MODULE:-$top/build/ngx_wgconn_module.so}
 STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
@@ -151,6 +159,30 @@ wait_for() {  # tries cmd...
     return 1
 }
 
+# the CPUs of a namespace's processes in the current layout
+NCPU=$(nproc)
+[ "$NCPU" -ge 2 ] || LAYOUTS=shared
+cpus() {  # ns
+    local a=0 b=$((NCPU - 1))
+    if [ "$LAYOUT" = split ]; then
+        if [ "$1" = "$NS_N" ]; then b=$((NCPU / 2 - 1)); else a=$((NCPU / 2)); fi
+    fi
+    if [ $a = $b ]; then echo $a; else echo $a-$b; fi
+}
+nsx() {  # ns command...: run in the namespace, on its CPUs
+    local ns=$1; shift
+    ip netns exec "$ns" taskset -c "$(cpus "$ns")" "$@"
+}
+pin_all() {  # what already runs in the namespaces, every thread
+    local ns p
+    for ns in $NS_N $NS_P; do
+        for p in $(ip netns pids "$ns"); do
+            taskset -a -p -c "$(cpus "$ns")" "$p" >/dev/null 2>&1 || true
+        done
+    done
+}
+LAYOUT=shared
+
 (umask 077; wg genkey > "$WORK/node.key"; wg genkey > "$WORK/peer.key")
 NODE_PUB=$(wg pubkey < "$WORK/node.key")
 PEER_PUB=$(wg pubkey < "$WORK/peer.key")
@@ -190,7 +222,7 @@ wg_start() {  # ns ifname binary addr key peerpub peeraddr peerendpoint
     rm -f /var/run/wireguard/$ifn.sock
     WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
     WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
-        ip netns exec "$ns" "$bin" -f "$ifn" >>"$WORK/$ifn.log" 2>&1 &
+        nsx "$ns" "$bin" -f "$ifn" >>"$WORK/$ifn.log" 2>&1 &
     pids+=($!)
     wgpid[$ifn]=$!
     wait_for 100 ip netns exec "$ns" wg show "$ifn" || die "$bin did not start"
@@ -262,7 +294,7 @@ stream {
     server { $in_stream; proxy_pass 127.0.0.1:5301; }
 }
 EOF
-    ip netns exec $NS_N nginx -p "$d" -c nginx.conf \
+    nsx $NS_N nginx -p "$d" -c nginx.conf \
         || die "nginx ($row) failed to start: $(tail -5 "$d/logs/error.log")"
     wait_for 50 ip netns exec $NS_N bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080' \
         || die "nginx ($row) not listening"
@@ -281,7 +313,7 @@ iperf() {  # streams reverse -> Mbit/s (one retry after a failed run)
     v=$(iperf_once "$@")
     if [ "$v" = 0 ]; then
         log "$ROW: iperf3 -P $1 $2 failed ($(grep -o '"error":.*' \
-            "$WORK/iperf-$ROW-$CLI_IPERF-$1$2.json" | head -1)), retrying"
+            "$WORK/iperf-$LAYOUT-$ROW-$CLI_IPERF-$1$2.json" | head -1)), retrying"
         v=$(iperf_once "$@")
     fi
     echo "$v"
@@ -299,9 +331,9 @@ client_in() {
 
 iperf_once() {
     local out
-    out=$(ip netns exec $CLI_NS timeout $((T + 20)) iperf3 -c $CLI_HOST \
+    out=$(nsx $CLI_NS timeout $((T + 20)) iperf3 -c $CLI_HOST \
           -p $CLI_IPERF -t "$T" -O 1 -P "$1" $2 -J 2>&1) || true
-    echo "$out" > "$WORK/iperf-$ROW-$CLI_IPERF-$1$2.json"
+    echo "$out" > "$WORK/iperf-$LAYOUT-$ROW-$CLI_IPERF-$1$2.json"
     python3 -c '
 import json, sys
 try:
@@ -316,11 +348,85 @@ warm() {  # one request, and wait for the overlay to carry it
         'exec 3<>/dev/tcp/127.0.0.1/8080; printf "GET / HTTP/1.0\r\n\r\n" >&3; grep -q "^ok" <&3'
 }
 
-wrk_run() {  # -> "rps p50ms p99ms"
-    local out
-    out=$(ip netns exec $CLI_NS timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
+# CPU time of every process in the two namespaces (all threads), and the
+# machine's idle time, in clock ticks: one line each, "ns ticks cmdline"
+cpu_snap() {  # file
+    python3 - "$1" $NS_N $(ip netns pids $NS_N) -- $NS_P $(ip netns pids $NS_P) <<'PY'
+import glob, sys
+out, ns, lines = open(sys.argv[1], "w"), None, []
+args = sys.argv[2:]
+for i, w in enumerate(args):
+    if i == 0 or args[i - 1] == "--":
+        ns = w
+        continue
+    if w == "--":
+        continue
+    t = 0
+    try:
+        for f in glob.glob("/proc/%s/task/*/stat" % w):
+            v = open(f).read().rsplit(")", 1)[1].split()
+            t += int(v[11]) + int(v[12])
+        cmd = open("/proc/%s/cmdline" % w).read().replace("\0", " ")
+    except OSError:
+        continue
+    lines.append("%s %d %s %s" % (ns, t, w, cmd))
+v = open("/proc/stat").readline().split()
+lines.append("idle %d" % (int(v[4]) + int(v[5])))
+lines.append("time %s" % open("/proc/uptime").read().split()[0])
+out.write("\n".join(lines) + "\n")
+PY
+}
+
+# what a request costs each process (us of CPU), from two snapshots taken
+# inside the wrk run: "nginx=13.3 engine=8.1 wrk=8.0 ... idle=3.1"
+cpu_per_request() {  # a b rps
+    python3 - "$@" "$NS_N" "$(getconf CLK_TCK)" <<'PY'
+import sys
+a, b, rps, ns_n, hz = sys.argv[1:6]
+def load(f):
+    d = {}
+    for l in open(f):
+        w = l.split()
+        if w[0] in ("idle", "time"):
+            d[w[0]] = (w[0], float(w[1]))
+            continue
+        ns, t, cmd = w[0], int(w[1]), " ".join(w[3:])
+        side = "node" if ns == ns_n else "peer"
+        if "wgconn engine" in cmd:
+            k = "engine"
+        elif "nginx" in cmd:
+            k = side + "-nginx"
+        elif "wireguard-go" in cmd:
+            k = side + "-wg"
+        elif cmd.startswith("wrk"):
+            k = "wrk"
+        else:
+            continue
+        d[(w[2], cmd)] = (k, t)
+    return d
+da, db = load(a), load(b)
+per = {}
+for key, (k, t) in db.items():
+    if key in da and k != "time":
+        per[k] = per.get(k, 0) + t - da[key][1]
+secs = db["time"][1] - da["time"][1]
+rps, hz = float(rps), float(hz)
+if rps > 0:
+    order = ["node-nginx", "engine", "node-wg", "wrk", "peer-wg",
+             "peer-nginx", "idle"]
+    print(" ".join("%s=%.1f" % (k, per[k] / hz / secs / rps * 1e6)
+                   for k in order if k in per))
+PY
+}
+
+wrk_run() {  # -> "rps p50ms p99ms"; the CPU per request in $WORK/cpu-*
+    local out sampler w=$((T > 3 ? T - 2 : 1))
+    (sleep 1; cpu_snap "$WORK/cpu.a"; sleep $w; cpu_snap "$WORK/cpu.b") &
+    sampler=$!
+    out=$(nsx $CLI_NS timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
           -d "${T}s" --latency http://$CLI_HOST:$CLI_HTTP/ 2>&1) \
-        || { echo "0 - -"; return; }
+        || { wait $sampler; echo "0 - -"; return; }
+    wait $sampler
     python3 -c '
 import re, sys
 s = sys.stdin.read()
@@ -339,11 +445,13 @@ print("%.0f %.2f %.2f" % (float(rps.group(1)) if rps else 0,
 
 declare -A R
 measure() {  # row
-    local row=$1
-    ROW=$row
+    local row=$LAYOUT/$1
+    ROW=$1
+    pin_all
     warm || log "$row: warm-up request failed"
     if [ -n "${BENCH_HOOK:-}" ]; then
-        NS_N=$NS_N NS_P=$NS_P WORK=$WORK N=$N ROW=$row bash -c "$BENCH_HOOK" &
+        NS_N=$NS_N NS_P=$NS_P WORK=$WORK N=$N ROW=$1 LAYOUT=$LAYOUT \
+            bash -c "$BENCH_HOOK" &
         pids+=($!)
         sleep 0.5
     fi
@@ -355,10 +463,14 @@ measure() {  # row
             down1) R[$row,down1]=$(iperf 1 -R) ;;
             up4) R[$row,up4]=$(iperf 4 "") ;;
             down4) R[$row,down4]=$(iperf 4 -R) ;;
-            rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)" ;;
+            rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)"
+                 R[$row,cpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
+                               "${R[$row,rps]}") ;;
             iup1) R[$row,iup1]=$(iperf 1 "") ;;
             idown1) R[$row,idown1]=$(iperf 1 -R) ;;
-            irps) read -r R[$row,irps] R[$row,ip50] R[$row,ip99] <<<"$(wrk_run)" ;;
+            irps) read -r R[$row,irps] R[$row,ip50] R[$row,ip99] <<<"$(wrk_run)"
+                  R[$row,icpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
+                                 "${R[$row,irps]}") ;;
         esac
     done
     log "$row: up1 ${R[$row,up1]:--} down1 ${R[$row,down1]:--}" \
@@ -379,7 +491,11 @@ peer_set() {  # debian|current
     peer_impl=$1
 }
 
-log "namespaces $NS_N/$NS_P, ${T}s per test, $WORKERS nginx worker(s), rows: $ROWS"
+log "namespaces $NS_N/$NS_P, ${T}s per test, $WORKERS nginx worker(s), rows: $ROWS, layouts: $LAYOUTS"
+for LAYOUT in $LAYOUTS; do
+# a peer started in the other layout keeps the CPU count its runtime saw
+[ -n "$peer_impl" ] && wg_stop $NS_P wgb${N}p
+peer_impl=
 for row in $ROWS; do
     case $row in
         plain)
@@ -404,6 +520,7 @@ for row in $ROWS; do
         *) die "unknown row $row" ;;
     esac
 done
+done
 
 # -- table ---------------------------------------------------------------------
 table() {  # cols...
@@ -413,7 +530,7 @@ table() {  # cols...
     echo
     for row in $ROWS; do
         printf '%-13s' "$row"
-        for c in "$@"; do printf ' %8s' "${R[$row,$c]:--}"; done
+        for c in "$@"; do printf ' %8s' "${R[$LAYOUT/$row,$c]:--}"; done
         echo
     done
     echo
@@ -434,7 +551,7 @@ try:
     r = (b / a) if inv else (a / b)
     print(" %8.2f" % r, end="")
 except Exception:
-    print(" %8s" % "-", end="")' "${R[$a,$c]:-}" "${R[$b,$c]:-}" \
+    print(" %8s" % "-", end="")' "${R[$LAYOUT/$a,$c]:-}" "${R[$LAYOUT/$b,$c]:-}" \
                 $([[ $c == p* || $c == ip* ]] && echo 1 || echo 0)
         done
         echo "   ($a)"
@@ -442,13 +559,30 @@ except Exception:
 }
 
 tables() {
-    echo "outbound: clients on the node's loopback -> nginx -> the peer"
-    echo "(Mbit/s: up1 down1 up4 down4; req/s: rps; ms: p50 p99)"
-    table up1 down1 up4 down4 rps p50 p99
-    echo
-    echo "inbound: clients on the peer -> nginx on the node's address"
-    echo "(Mbit/s: iup1 = peer -> node, idown1 = node -> peer; req/s: irps; ms: ip50 ip99)"
-    table iup1 idown1 irps ip50 ip99
+    for LAYOUT in $LAYOUTS; do
+        if [ "$LAYOUT" = split ]; then
+            echo "== layout split: node on CPUs $(cpus "$NS_N"), peer on CPUs $(cpus "$NS_P")"
+        else
+            echo "== layout shared: node and peer on all $NCPU CPUs"
+        fi
+        echo
+        echo "outbound: clients on the node's loopback -> nginx -> the peer"
+        echo "(Mbit/s: up1 down1 up4 down4; req/s: rps; ms: p50 p99)"
+        table up1 down1 up4 down4 rps p50 p99
+        echo
+        echo "inbound: clients on the peer -> nginx on the node's address"
+        echo "(Mbit/s: iup1 = peer -> node, idown1 = node -> peer; req/s: irps; ms: ip50 ip99)"
+        table iup1 idown1 irps ip50 ip99
+        echo
+        echo "CPU per request (us; idle: what the CPUs left unused) in the"
+        echo "small-response tests, outbound (rps) and inbound (irps)"
+        for row in $ROWS; do
+            [ -n "${R[$LAYOUT/$row,cpu]:-}${R[$LAYOUT/$row,icpu]:-}" ] || continue
+            printf '%-13s rps:  %s\n' "$row" "${R[$LAYOUT/$row,cpu]:--}"
+            printf '%-13s irps: %s\n' "" "${R[$LAYOUT/$row,icpu]:--}"
+        done
+        echo
+    done
 }
 
 echo

@@ -92,6 +92,26 @@
 #define TCP_ACK_BATCH_MAX               64
 #define TCP_DEFAULT_LISTEN_BACKLOG      255
 #define TCP_MSL                         10000UL
+
+/*
+ * patches/lwip-tcp-tw-cap.patch: at most this many connections wait in
+ * TIME-WAIT (2 * TCP_MSL), the oldest go first, as Linux's
+ * tcp_max_tw_buckets; a node whose nginx closes upstream connections first
+ * (keepalive cache full, stream clients leaving) at 5,000 a second would
+ * otherwise hold 100,000 of them
+ */
+#define TCP_TW_MAX                      4096
+
+/*
+ * local ports of the connections the node opens: lwIP gives each pcb a
+ * port of its own (not one per destination), so the range bounds the
+ * connections open and waiting at once; 32768-65535 (lwIP: 49152-)
+ */
+#define TCP_LOCAL_PORT_RANGE_START      0x8000
+#define TCP_LOCAL_PORT_RANGE_END        0xffff
+#define TCP_ENSURE_LOCAL_PORT_RANGE(port)                                     \
+    ((u16_t) (((port) & (u16_t) ~TCP_LOCAL_PORT_RANGE_START)                  \
+              + TCP_LOCAL_PORT_RANGE_START))
 #define TCP_MAXRTX                      12
 #define TCP_SYNMAXRTX                   6
 #define LWIP_TCP_TIMESTAMPS             0

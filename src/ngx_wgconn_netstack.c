@@ -19,6 +19,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
+#include "lwip/priv/tcp_priv.h"
 
 #include <sodium.h>
 
@@ -145,6 +146,26 @@ ngx_wgconn_netstack_done(void)
     if (ngx_wgconn_netstack_dev) {
         netif_remove(&ngx_wgconn_netif);
         ngx_wgconn_netstack_dev = NULL;
+    }
+}
+
+
+/* for the status page, once a second: lwIP keeps no counts of its own */
+
+void
+ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait)
+{
+    struct tcp_pcb  *pcb;
+
+    *active = 0;
+    *time_wait = 0;
+
+    for (pcb = tcp_active_pcbs; pcb; pcb = pcb->next) {
+        (*active)++;
+    }
+
+    for (pcb = tcp_tw_pcbs; pcb; pcb = pcb->next) {
+        (*time_wait)++;
     }
 }
 

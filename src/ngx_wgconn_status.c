@@ -40,6 +40,8 @@ typedef struct {
     uint32_t                   npeers;
     wg_device_stats_t          dev;
     uint64_t                   flows;
+    uint64_t                   tcp_active;     /* lwIP's connections */
+    uint64_t                   tcp_time_wait;
     uint32_t                   nlistens;
     ngx_wgconn_listen_stat_t   listens[NGX_WGCONN_MAX_LISTEN];
     ngx_wgconn_status_peer_t   peers[1];
@@ -148,6 +150,7 @@ ngx_wgconn_status_publish(ngx_wgconn_conf_t *wcf, wg_device_t *dev,
     st->listen_port = (uint32_t) wcf->listen_port;
     st->dev = *wg_device_stats(dev);
     st->flows = flows;
+    ngx_wgconn_netstack_tcp_counts(&st->tcp_active, &st->tcp_time_wait);
     st->npeers = (uint32_t) npeers;
     st->nlistens = (uint32_t) ngx_wgconn_inbound_stats(st->listens,
                                                        NGX_WGCONN_MAX_LISTEN);
@@ -249,10 +252,11 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
                      "node: public key %V, udp port %uD, engine pid %P, "
                      "updated %T s ago\n"
                      "flows: %uL\n"
+                     "tcp: %uL connections, %uL in time-wait\n"
                      "rx: %uL packets, %uL bytes\n"
                      "tx: %uL packets, %uL bytes\n",
                      &b64, copy->listen_port, copy->pid, now - copy->updated,
-                     copy->flows,
+                     copy->flows, copy->tcp_active, copy->tcp_time_wait,
                      copy->dev.rx_packets, copy->dev.rx_bytes,
                      copy->dev.tx_packets, copy->dev.tx_bytes);
 

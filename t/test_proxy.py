@@ -16,7 +16,8 @@ import pytest
 from harness import netns as nsmod
 from harness.nginx import Nginx, build_conf, line_of
 from harness.services import (curl, curl_sha256, expected_sha256,
-                              http_load, load_while_reloading, tcp_echo,
+                              http_load, load_while_reloading, nsclient,
+                              tcp_echo,
                               udp_echo, upload_sha256, write_pattern_file,
                               ws_echo)
 from harness.wgpeer import genkey, write_key
@@ -43,6 +44,7 @@ server {
     location /v6/ {
         proxy_pass http://[fd7a:115c:a1e0::2]:80/;
     }
+    location = /wgconn { wgconn_status; }
     location /unbuffered/ {
         # the upstream transfer lasts as long as the client's
         proxy_pass http://100.64.0.2:80/;
@@ -218,6 +220,30 @@ def test_stream_tcp_echo(proxied, port):
     ov, n = proxied
     r = tcp_echo(ov.ns_a, "127.0.0.1", port, nbytes=8 << 20, timeout=60)
     assert r["ok"], (r, ov.diagnostics())
+
+
+def test_connection_churn_keeps_ports_and_time_wait_bounded(proxied):
+    """Short stream connections, each closed by nginx first (the client
+    leaves): more in a row than the node has local ports, faster than
+    TIME-WAIT (2 MSL, 20 s) lets them go.  Every one succeeds and TIME-WAIT
+    stays at its limit (lwIP used to run out of ports after 16384 and then
+    walk every pcb for every candidate port)."""
+    ov, n = proxied
+    r = nsclient(ov.ns_a, "churn", "127.0.0.1", str(TCP_PORT), "--count",
+                 "40000", "--concurrency", "64", timeout=120)
+    assert r["ok"], (r, ov.diagnostics())
+
+    def tw():
+        m = re.search(r"^tcp: (\d+) connections, (\d+) in time-wait$",
+                      status(ov), re.M)
+        return int(m.group(1)), int(m.group(2))
+    nsmod.wait_until(lambda: tw()[1] > 0, 5, what="status refreshed")
+    active, time_wait = tw()
+    assert 0 < time_wait <= 4096, (active, time_wait)
+    log = open(n.error_log).read()
+    assert "tcp_connect() failed" not in log
+    # the node still serves
+    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
 
 
 def test_stream_tcp_half_close(proxied):

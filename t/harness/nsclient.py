@@ -7,6 +7,7 @@
     nsclient.py [--timeout S] tcp-connect HOST PORT
     nsclient.py [--timeout S] http-load HOST PORT [--path P] [--count N]
                 [--concurrency C] [--req-timeout S] [--expect BODY]
+    nsclient.py [--timeout S] churn HOST PORT [--count N] [--concurrency C]
 """
 
 import argparse
@@ -337,12 +338,69 @@ def conns(a):
             "connected": connected, "answered": good, "count": a.count}
 
 
+def churn(a):
+    """a.count short TCP connections to an echo service, a.concurrency at
+    a time: connect, send a byte, read it back, close first.  One thread
+    and non-blocking sockets, so that the rate is the server's."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    deadline = time.monotonic() + a.timeout
+    st = {"started": 0, "ok": 0, "failed": 0}
+    errors = {}
+
+    def start():
+        s = socket.socket(family(a.host), socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((a.host, a.port))
+        st["started"] += 1
+        sel.register(s, selectors.EVENT_WRITE, "connecting")
+
+    def end(s, err):
+        sel.unregister(s)
+        s.close()
+        if err is None:
+            st["ok"] += 1
+        else:
+            st["failed"] += 1
+            errors[err] = errors.get(err, 0) + 1
+        if st["started"] < a.count:
+            start()
+
+    t0 = time.monotonic()
+    for _ in range(min(a.concurrency, a.count)):
+        start()
+    while st["ok"] + st["failed"] < st["started"] \
+            and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            s = key.fileobj
+            try:
+                if key.data == "connecting":
+                    e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if e:
+                        end(s, os.strerror(e))
+                        continue
+                    s.send(b"x")
+                    sel.modify(s, selectors.EVENT_READ, "reading")
+                elif s.recv(16) == b"x":
+                    end(s, None)
+                else:
+                    end(s, "no echo")
+            except OSError as e:
+                end(s, type(e).__name__)
+    dt = time.monotonic() - t0
+    return {"ok": st["ok"] == a.count, "count": a.count,
+            "succeeded": st["ok"], "failed": st["failed"],
+            "not_done": a.count - st["ok"] - st["failed"], "errors": errors,
+            "seconds": round(dt, 3),
+            "rate": round(st["ok"] / dt, 1) if dt else 0}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("cmd", choices=["tcp-echo", "udp-echo", "ws-echo",
                                     "tcp-connect", "http-load", "udp-probe",
-                                    "conns", "tcp-read"])
+                                    "conns", "tcp-read", "churn"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("--bytes", type=int, default=1 << 20)
@@ -359,7 +417,7 @@ def main():
     fn = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "ws-echo": ws_echo,
           "tcp-connect": tcp_connect, "http-load": http_load,
           "udp-probe": udp_probe, "conns": conns,
-          "tcp-read": tcp_read}[a.cmd]
+          "tcp-read": tcp_read, "churn": churn}[a.cmd]
     try:
         r = fn(a)
     except Exception as e:  # noqa: BLE001 - reported as JSON

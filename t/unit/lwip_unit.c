@@ -13,6 +13,10 @@
  *   lwip-tcp-beta.patch): a peer that reports losses with SACK gets the
  *   lost segments again at once, new data keeps flowing while they are
  *   repaired, and the window ends at 0.7 of what it was.
+ *
+ *   TIME-WAIT and local ports (lwip-tcp-tw-cap.patch,
+ *   lwip-tcp-new-port.patch): connections lwIP closes first wait in
+ *   TIME-WAIT up to a limit, and ports are not shared or run out.
  */
 
 #include <stdlib.h>
@@ -471,10 +475,13 @@ lu_highest_sent(void)
 }
 
 
-/* a connection to the peer, its SYN answered with MSS, SACK, scale 7 */
+/*
+ * A connection to the peer, its SYN answered with MSS, SACK, scale 7:
+ * NULL if lwIP sent no SYN (it had no local port to give)
+ */
 
 static struct tcp_pcb *
-lu_connect(void)
+lu_open(void)
 {
     ip_addr_t        peer;
     struct tcp_pcb  *pcb;
@@ -483,13 +490,33 @@ lu_connect(void)
     pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
     tcp_nagle_disable(pcb);
     lu_nsent = 0;
-    tcp_connect(pcb, &peer, 80, NULL);
 
-    CHECK(lu_nsent == 1 && (lu_sent[0].flags & 0x02), "SYN sent");
+    if (tcp_connect(pcb, &peer, 80, NULL) != ERR_OK) {
+        tcp_close(pcb);
+        return NULL;
+    }
+
+    if (lu_nsent != 1 || !(lu_sent[0].flags & 0x02)) {
+        tcp_abort(pcb);
+        return NULL;
+    }
+
     lu_iss = lu_sent[0].seq;
     lu_lport = pcb->local_port;
 
     lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+
+    return pcb;
+}
+
+
+static struct tcp_pcb *
+lu_connect(void)
+{
+    struct tcp_pcb  *pcb;
+
+    pcb = lu_open();
+    CHECK(pcb != NULL, "SYN sent");
 
     return pcb;
 }
@@ -788,6 +815,103 @@ lu_chksum(void)
 }
 
 
+static u32_t
+lu_tw_count(u16_t port, int *found)
+{
+    u32_t            n;
+    struct tcp_pcb  *pcb;
+
+    n = 0;
+    *found = 0;
+
+    for (pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next) {
+        n++;
+        if (pcb->local_port == port) {
+            *found = 1;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * lwIP closes first, connection after connection (nginx does when its
+ * keepalive cache is full, or a stream client has left): at most
+ * TCP_TW_MAX of them wait in TIME-WAIT, the oldest going first
+ * (patches/lwip-tcp-tw-cap.patch), and each new connection gets a local
+ * port that no other pcb holds, also after more connections than the range
+ * has ports (lwip-tcp-new-port.patch).  Without the cap the range runs out
+ * after 32768 connections within 2 MSL.
+ */
+
+static void
+lu_tcp_time_wait(void)
+{
+    int              found, first_gone, last_kept;
+    u8_t             l;
+    u16_t            first_port, last_port;
+    u32_t            i, n, tw, tw_max, refused, shared;
+    struct tcp_pcb  *pcb, *q;
+
+    wgt_section("TIME-WAIT: at most TCP_TW_MAX, local ports never shared");
+
+    n = 40000;
+    tw_max = 0;
+    refused = 0;
+    shared = 0;
+    first_port = 0;
+    last_port = 0;
+    first_gone = 0;
+    last_kept = 0;
+
+    for (i = 0; i < n; i++) {
+        pcb = lu_open();
+
+        if (pcb == NULL || pcb->state != ESTABLISHED) {
+            refused++;
+            continue;
+        }
+
+        for (l = 0; l < NUM_TCP_PCB_LISTS; l++) {
+            for (q = *tcp_pcb_lists[l]; q != NULL; q = q->next) {
+                if (q != pcb && q->local_port == pcb->local_port) {
+                    shared++;
+                }
+            }
+        }
+
+        if (i == 0) {
+            first_port = pcb->local_port;
+        }
+
+        /* our FIN, then the peer's FIN with the ACK of ours */
+        last_port = pcb->local_port;
+        tcp_close(pcb);
+        lu_peer_segment(0x11, 1001, 1, NULL, 0, 0, 0);
+
+        tw = lu_tw_count(last_port, &found);
+        tw_max = LWIP_MAX(tw, tw_max);
+
+        if (i == TCP_TW_MAX + 100) {
+            last_kept = found;
+            (void) lu_tw_count(first_port, &found);
+            first_gone = !found;
+        }
+    }
+
+    CHECK(refused == 0, "40000 connections in a row, each with a port");
+    CHECK(shared == 0, "no port given out while another pcb held it");
+    CHECK(tw_max <= TCP_TW_MAX && tw_max >= TCP_TW_MAX * 3 / 4,
+          "TIME-WAIT held at TCP_TW_MAX");
+    CHECK(first_gone && last_kept, "the oldest leaves TIME-WAIT first");
+
+    while (tcp_tw_pcbs != NULL) {
+        tcp_abort(tcp_tw_pcbs);
+    }
+}
+
+
 int
 main(void)
 {
@@ -799,6 +923,7 @@ main(void)
     lu_tcp_recovery();
     lu_tcp_ooseq_limit();
     lu_tcp_mss_syn_only();
+    lu_tcp_time_wait();
     lu_chksum();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);

@@ -264,6 +264,11 @@ fz_reset(void)
     int    i;
     u32_t  ticks;
 
+    if (!lwip_node_demux_consistent()) {
+        /* a connection its segments cannot find: as an assertion */
+        abort();
+    }
+
     while (tcp_active_pcbs != NULL) {
         tcp_abort(tcp_active_pcbs);
     }

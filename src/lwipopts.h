@@ -103,6 +103,13 @@
 #define TCP_TW_MAX                      4096
 
 /*
+ * patches/lwip-tcp-demux.patch: segments find their connection in a hash
+ * of 2^13 buckets instead of walking the lists of active and TIME-WAIT
+ * connections
+ */
+#define TCP_DEMUX_BITS                  13
+
+/*
  * local ports of the connections the node opens: lwIP gives each pcb a
  * port of its own (not one per destination), so the range bounds the
  * connections open and waiting at once; 32768-65535 (lwIP: 49152-)

@@ -3,7 +3,8 @@
  * lwIP up with one netif holding the node's overlay addresses (100.64.0.1
  * and fd7a:115c:a1e0::1, MTU 1280), as the engine brings it up: shared by
  * t/unit/lwip_unit.c and fuzz/fuzz_lwip_input.c.  What lwIP sends goes to
- * out4/out6.
+ * out4/out6; lwip_node_demux_consistent() checks lwIP's connection hash
+ * for both.
  */
 
 #ifndef _LWIP_NODE_H_INCLUDED_
@@ -13,6 +14,8 @@
 #include "lwip/init.h"
 #include "lwip/ip.h"
 #include "lwip/netif.h"
+#include "lwip/tcp.h"
+#include "lwip/priv/tcp_priv.h"
 
 
 static netif_output_fn      lwip_node_out4;
@@ -58,6 +61,33 @@ lwip_node_up(struct netif *netif, netif_output_fn out4,
     netif_set_default(netif);
     netif_set_link_up(netif);
     netif_set_up(netif);
+}
+
+
+/*
+ * Every active and TIME-WAIT pcb is the one tcp_demux_find() gives for its
+ * four-tuple (patches/lwip-tcp-demux.patch), so no segment can miss it
+ */
+
+static int
+lwip_node_demux_consistent(void)
+{
+    u8_t             l;
+    struct tcp_pcb  *pcb;
+
+    for (l = 2; l < NUM_TCP_PCB_LISTS; l++) {
+        for (pcb = *tcp_pcb_lists[l]; pcb != NULL; pcb = pcb->next) {
+            if (tcp_demux_find(pcb->local_port, pcb->remote_port,
+                               &pcb->local_ip, &pcb->remote_ip,
+                               NETIF_NO_INDEX)
+                != pcb)
+            {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 

@@ -17,6 +17,9 @@
  *   TIME-WAIT and local ports (lwip-tcp-tw-cap.patch,
  *   lwip-tcp-new-port.patch): connections lwIP closes first wait in
  *   TIME-WAIT up to a limit, and ports are not shared or run out.
+ *
+ *   Demultiplexing (lwip-tcp-demux.patch): with thousands of connections
+ *   each segment reaches its own.
  */
 
 #include <stdlib.h>
@@ -815,6 +818,75 @@ lu_chksum(void)
 }
 
 
+/*
+ * Many connections at once (patches/lwip-tcp-demux.patch): a segment
+ * reaches its own connection, in whatever order they come, and no other
+ */
+
+#define LU_DEMUX_N  3000
+
+static void
+lu_tcp_demux(void)
+{
+    u32_t            i, k, wrong;
+    struct tcp_pcb  *pcb;
+    static struct {
+        struct tcp_pcb  *pcb;
+        u32_t            iss;
+        u32_t            rcv_nxt;
+    } c[LU_DEMUX_N];
+
+    wgt_section("TCP demultiplexing, 3000 connections");
+
+    for (i = 0; i < LU_DEMUX_N; i++) {
+        c[i].pcb = lu_open();
+        c[i].iss = lu_iss;
+        c[i].rcv_nxt = c[i].pcb ? c[i].pcb->rcv_nxt : 0;
+    }
+
+    CHECK(lwip_node_demux_consistent(), "every connection found by four-tuple");
+
+    /* one byte from the peer on each, in a scattered order */
+    wrong = 0;
+
+    for (k = 0; k < LU_DEMUX_N; k++) {
+        i = (k * 1543) % LU_DEMUX_N;
+
+        if (c[i].pcb == NULL || c[i].pcb->state != ESTABLISHED) {
+            wrong++;
+            continue;
+        }
+
+        lu_lport = c[i].pcb->local_port;
+        lu_iss = c[i].iss;
+        lu_peer_segment(0x18, 1001, 0, NULL, 0, 0, 1);
+
+        if (c[i].pcb->rcv_nxt != c[i].rcv_nxt + 1) {
+            wrong++;
+        }
+
+        c[i].rcv_nxt = c[i].pcb->rcv_nxt;
+    }
+
+    for (i = 0; i < LU_DEMUX_N; i++) {
+        if (c[i].pcb && c[i].pcb->rcv_nxt != c[i].rcv_nxt) {
+            wrong++;
+        }
+    }
+
+    CHECK(wrong == 0, "each segment reached its connection, only it");
+
+    for (i = 0; i < LU_DEMUX_N; i++) {
+        if (c[i].pcb) {
+            tcp_abort(c[i].pcb);
+        }
+    }
+
+    pcb = tcp_active_pcbs;
+    CHECK(pcb == NULL && lwip_node_demux_consistent(), "all gone");
+}
+
+
 static u32_t
 lu_tw_count(u16_t port, int *found)
 {
@@ -905,6 +977,7 @@ lu_tcp_time_wait(void)
     CHECK(tw_max <= TCP_TW_MAX && tw_max >= TCP_TW_MAX * 3 / 4,
           "TIME-WAIT held at TCP_TW_MAX");
     CHECK(first_gone && last_kept, "the oldest leaves TIME-WAIT first");
+    CHECK(lwip_node_demux_consistent(), "TIME-WAIT connections found by four-tuple");
 
     while (tcp_tw_pcbs != NULL) {
         tcp_abort(tcp_tw_pcbs);
@@ -923,6 +996,7 @@ main(void)
     lu_tcp_recovery();
     lu_tcp_ooseq_limit();
     lu_tcp_mss_syn_only();
+    lu_tcp_demux();
     lu_tcp_time_wait();
     lu_chksum();
 

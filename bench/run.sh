@@ -22,7 +22,9 @@
 # Tests per row, outbound (clients on the node's loopback, nginx proxies
 # into the overlay): iperf3 through nginx `stream { proxy_pass PEER:5201; }`,
 # 1 and 4 streams, upload (client -> peer) and download (-R); wrk against
-# nginx `proxy_pass http://PEER:80` (small response), requests/s + latency.
+# nginx `proxy_pass http://PEER:80` (small response), requests/s + latency,
+# through an upstream with keepalive (rps) and without, nginx's default, a
+# new connection to the peer for every request (rpsc).
 # Inbound (clients on the peer, nginx serves on the node's overlay address:
 # `wgconn_listen` for ours, a `listen` on the TUN address for wg-*, on the
 # veth address for plain): iperf3 through nginx `stream` to an iperf3 server
@@ -39,7 +41,7 @@
 # Environment: BENCH_SECONDS (per test, default 5), BENCH_WORKERS (nginx
 # worker_processes, default 1), BENCH_CONNS (wrk connections, default 64),
 # BENCH_ROWS (default "plain wg-debian ours-debian wg-current ours-current"),
-# BENCH_TESTS (default "up1 down1 up4 down4 rps iup1 idown1 irps"), BENCH_OUT (also write
+# BENCH_TESTS (default "up1 down1 up4 down4 rps rpsc iup1 idown1 irps"), BENCH_OUT (also write
 # the table there), BENCH_KEEP=1 (keep the work directory with the logs),
 # BENCH_HOOK (a command run in the background before each row's tests, with
 # NS_N, NS_P, WORK, N, ROW and LAYOUT set: tcpdump, nstat, perf).
@@ -51,7 +53,7 @@ WORKERS=${BENCH_WORKERS:-1}
 CONNS=${BENCH_CONNS:-64}
 ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current"}
 LAYOUTS=${BENCH_LAYOUTS:-"split shared"}
-TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps iup1 idown1 irps"}
+TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps rpsc iup1 idown1 irps"}
 MODULE=${WGC_MODULE:-$top/build/ngx_wgconn_module.so}
 STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 WG_DEBIAN=/usr/bin/wireguard-go
@@ -286,6 +288,9 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+        location /close {
+            proxy_pass http://$up:80;
+        }
     }
     server { $in_http; location / { return 200 "ok\n"; } }
 }
@@ -419,12 +424,12 @@ if rps > 0:
 PY
 }
 
-wrk_run() {  # -> "rps p50ms p99ms"; the CPU per request in $WORK/cpu-*
-    local out sampler w=$((T > 3 ? T - 2 : 1))
+wrk_run() {  # [path] -> "rps p50ms p99ms"; the CPU per request in $WORK/cpu-*
+    local out sampler w=$((T > 3 ? T - 2 : 1)) path=${1:-/}
     (sleep 1; cpu_snap "$WORK/cpu.a"; sleep $w; cpu_snap "$WORK/cpu.b") &
     sampler=$!
     out=$(nsx $CLI_NS timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
-          -d "${T}s" --latency http://$CLI_HOST:$CLI_HTTP/ 2>&1) \
+          -d "${T}s" --latency http://$CLI_HOST:$CLI_HTTP$path 2>&1) \
         || { wait $sampler; echo "0 - -"; return; }
     wait $sampler
     python3 -c '
@@ -466,6 +471,10 @@ measure() {  # row
             rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)"
                  R[$row,cpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                "${R[$row,rps]}") ;;
+            rpsc) read -r R[$row,rpsc] R[$row,cp50] R[$row,cp99] \
+                      <<<"$(wrk_run /close)"
+                  R[$row,ccpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
+                                 "${R[$row,rpsc]}") ;;
             iup1) R[$row,iup1]=$(iperf 1 "") ;;
             idown1) R[$row,idown1]=$(iperf 1 -R) ;;
             irps) read -r R[$row,irps] R[$row,ip50] R[$row,ip99] <<<"$(wrk_run)"
@@ -476,6 +485,7 @@ measure() {  # row
     log "$row: up1 ${R[$row,up1]:--} down1 ${R[$row,down1]:--}" \
         "up4 ${R[$row,up4]:--} down4 ${R[$row,down4]:--} Mbit/s;" \
         "${R[$row,rps]:--} req/s p50 ${R[$row,p50]:--} ms p99 ${R[$row,p99]:--} ms;" \
+        "new connections: ${R[$row,rpsc]:--} req/s;" \
         "inbound: up1 ${R[$row,iup1]:--} down1 ${R[$row,idown1]:--} Mbit/s" \
         "${R[$row,irps]:--} req/s p50 ${R[$row,ip50]:--} ms"
 }
@@ -567,18 +577,20 @@ tables() {
         fi
         echo
         echo "outbound: clients on the node's loopback -> nginx -> the peer"
-        echo "(Mbit/s: up1 down1 up4 down4; req/s: rps; ms: p50 p99)"
-        table up1 down1 up4 down4 rps p50 p99
+        echo "(Mbit/s: up1 down1 up4 down4; req/s: rps, and rpsc with a new"
+        echo "connection to the peer for each request; ms: p50 p99 of rps)"
+        table up1 down1 up4 down4 rps p50 p99 rpsc
         echo
         echo "inbound: clients on the peer -> nginx on the node's address"
         echo "(Mbit/s: iup1 = peer -> node, idown1 = node -> peer; req/s: irps; ms: ip50 ip99)"
         table iup1 idown1 irps ip50 ip99
         echo
         echo "CPU per request (us; idle: what the CPUs left unused) in the"
-        echo "small-response tests, outbound (rps) and inbound (irps)"
+        echo "small-response tests, outbound (rps, rpsc) and inbound (irps)"
         for row in $ROWS; do
-            [ -n "${R[$LAYOUT/$row,cpu]:-}${R[$LAYOUT/$row,icpu]:-}" ] || continue
+            [ -n "${R[$LAYOUT/$row,cpu]:-}${R[$LAYOUT/$row,ccpu]:-}${R[$LAYOUT/$row,icpu]:-}" ] || continue
             printf '%-13s rps:  %s\n' "$row" "${R[$LAYOUT/$row,cpu]:--}"
+            printf '%-13s rpsc: %s\n' "" "${R[$LAYOUT/$row,ccpu]:--}"
             printf '%-13s irps: %s\n' "" "${R[$LAYOUT/$row,icpu]:--}"
         done
         echo

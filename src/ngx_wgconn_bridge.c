@@ -509,7 +509,10 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
         ans->number = c->number;
         ans->cookie = req.cookie;
 
-        (void) ngx_nonblocking(fd);
+        /*
+         * the worker made the pair with SOCK_NONBLOCK, a flag of the open
+         * file that SCM_RIGHTS passes along: no ioctl() per connection
+         */
 
         rc = ngx_wgconn_flow_open(req.type, &req.dst.sa, req.socklen, fd,
                                   c->log, ngx_wgconn_bridge_answer, ans);

@@ -110,15 +110,21 @@
 #define TCP_DEMUX_BITS                  13
 
 /*
- * local ports of the connections the node opens: lwIP gives each pcb a
- * port of its own (not one per destination), so the range bounds the
- * connections open and waiting at once; 32768-65535 (lwIP: 49152-)
+ * local ports of the connections and UDP flows the node opens: lwIP gives
+ * each pcb a port of its own (not one per destination), so the range
+ * bounds the connections open and waiting, and the UDP flows, at once;
+ * 32768-65535 (lwIP: 49152-)
  */
 #define TCP_LOCAL_PORT_RANGE_START      0x8000
 #define TCP_LOCAL_PORT_RANGE_END        0xffff
 #define TCP_ENSURE_LOCAL_PORT_RANGE(port)                                     \
     ((u16_t) (((port) & (u16_t) ~TCP_LOCAL_PORT_RANGE_START)                  \
               + TCP_LOCAL_PORT_RANGE_START))
+#define UDP_LOCAL_PORT_RANGE_START      0x8000
+#define UDP_LOCAL_PORT_RANGE_END        0xffff
+#define UDP_ENSURE_LOCAL_PORT_RANGE(port)                                     \
+    ((u16_t) (((port) & (u16_t) ~UDP_LOCAL_PORT_RANGE_START)                  \
+              + UDP_LOCAL_PORT_RANGE_START))
 #define TCP_MAXRTX                      12
 #define TCP_SYNMAXRTX                   6
 #define LWIP_TCP_TIMESTAMPS             0

@@ -174,7 +174,8 @@ ngx_http_wgconn_init_peer(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_wgconn_upstream_wrap(&r->upstream->peer, r->pool);
+    return ngx_wgconn_upstream_wrap(&r->upstream->peer, r->pool,
+                                    NGX_WGCONN_CLIENT_FIRST);
 }
 
 

@@ -161,5 +161,6 @@ ngx_stream_wgconn_init_peer(ngx_stream_session_t *s,
         return NGX_ERROR;
     }
 
-    return ngx_wgconn_upstream_wrap(&s->upstream->peer, s->connection->pool);
+    return ngx_wgconn_upstream_wrap(&s->upstream->peer, s->connection->pool,
+                                    0);
 }

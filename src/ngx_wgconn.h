@@ -183,9 +183,14 @@ void ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait);
 void ngx_wgconn_netstack_done(void);
 
 /* ngx_wgconn_flow.c: overlay connections bridged to local sockets */
-ngx_int_t ngx_wgconn_flow_open(int type, struct sockaddr *dst,
-    socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
-    ngx_wgconn_open_done_pt done, void *data);
+
+/* the protocol's client speaks first (http): the ACK of the SYN-ACK waits
+ * for the request */
+#define NGX_WGCONN_CLIENT_FIRST  0x01
+
+ngx_int_t ngx_wgconn_flow_open(int type, ngx_uint_t flags,
+    struct sockaddr *dst, socklen_t socklen, ngx_socket_t fd,
+    ngx_log_t *log, ngx_wgconn_open_done_pt done, void *data);
 void ngx_wgconn_flow_close_all(void);
 ngx_uint_t ngx_wgconn_flow_count(void);
 ngx_int_t ngx_wgconn_flow_accept_tcp(void *pcb, ngx_socket_t fd);
@@ -215,9 +220,9 @@ ssize_t ngx_wgconn_recv_fds(ngx_socket_t s, void *buf, size_t len,
 ngx_int_t ngx_wgconn_process_init_module(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf);
 void ngx_wgconn_process_close_lifeline(void);
-ngx_int_t ngx_wgconn_bridge_open(int type, struct sockaddr *dst,
-    socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
-    ngx_wgconn_open_done_pt done, void *data);
+ngx_int_t ngx_wgconn_bridge_open(int type, ngx_uint_t flags,
+    struct sockaddr *dst, socklen_t socklen, ngx_socket_t fd,
+    ngx_log_t *log, ngx_wgconn_open_done_pt done, void *data);
 
 /* ngx_wgconn_status.c: the engine's snapshot in shared memory */
 ngx_int_t ngx_wgconn_status_add_zone(ngx_conf_t *cf, ngx_wgconn_conf_t *wcf);
@@ -232,7 +237,7 @@ ngx_int_t ngx_wgconn_upstream_hook(ngx_conf_t *cf, void *uscf,
     ngx_wgconn_init_pt init);
 ngx_wgconn_init_pt ngx_wgconn_upstream_original(void *uscf);
 ngx_int_t ngx_wgconn_upstream_wrap(ngx_peer_connection_t *pc,
-    ngx_pool_t *pool);
+    ngx_pool_t *pool, ngx_uint_t flags);
 
 
 #endif /* _NGX_WGCONN_H_INCLUDED_ */

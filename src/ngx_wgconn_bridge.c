@@ -28,6 +28,7 @@
 typedef struct {
     uint64_t                   cookie;   /* the requester's pending pointer */
     int32_t                    type;
+    uint32_t                   flags;    /* NGX_WGCONN_CLIENT_FIRST */
     uint32_t                   socklen;
     union {
         struct sockaddr        sa;
@@ -415,15 +416,16 @@ ngx_wgconn_bridge_add(ngx_cycle_t *cycle, ngx_socket_t fd,
  */
 
 ngx_int_t
-ngx_wgconn_bridge_open(int type, struct sockaddr *dst, socklen_t socklen,
-    ngx_socket_t fd, ngx_log_t *log, ngx_wgconn_open_done_pt done,
-    void *data)
+ngx_wgconn_bridge_open(int type, ngx_uint_t flags, struct sockaddr *dst,
+    socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
+    ngx_wgconn_open_done_pt done, void *data)
 {
     ssize_t                   n;
     ngx_wgconn_bridge_req_t   req;
 
     if (ngx_wgconn_engine_get() != NULL) {
-        return ngx_wgconn_flow_open(type, dst, socklen, fd, log, done, data);
+        return ngx_wgconn_flow_open(type, flags, dst, socklen, fd, log, done,
+                                    data);
     }
 
     if (ngx_wgconn_bridge_channel == NULL
@@ -437,6 +439,7 @@ ngx_wgconn_bridge_open(int type, struct sockaddr *dst, socklen_t socklen,
 
     req.cookie = (uintptr_t) data;
     req.type = type;
+    req.flags = (uint32_t) flags;
     req.socklen = socklen;
     ngx_memcpy(&req.dst, dst, socklen);
 
@@ -514,8 +517,9 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
          * file that SCM_RIGHTS passes along: no ioctl() per connection
          */
 
-        rc = ngx_wgconn_flow_open(req.type, &req.dst.sa, req.socklen, fd,
-                                  c->log, ngx_wgconn_bridge_answer, ans);
+        rc = ngx_wgconn_flow_open(req.type, req.flags, &req.dst.sa,
+                                  req.socklen, fd, c->log,
+                                  ngx_wgconn_bridge_answer, ans);
 
         if (rc != NGX_OK) {
             ngx_wgconn_bridge_answer(ans, NGX_ERROR, NGX_ENETUNREACH);

@@ -51,6 +51,7 @@ struct ngx_wgconn_flow_s {
     void                      *data;
     ngx_log_t                  log;
     unsigned                   connected:1;
+    unsigned                   client_first:1;
     unsigned                   local_eof:1;   /* nginx shut its writing */
     unsigned                   remote_eof:1;  /* peer sent FIN */
     unsigned                   shut_local:1;  /* we shut the socket's wr */
@@ -97,9 +98,9 @@ static u_char       ngx_wgconn_flow_buf[NGX_WGCONN_FLOW_BUF];
 
 
 ngx_int_t
-ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
-    ngx_socket_t fd, ngx_log_t *log, ngx_wgconn_open_done_pt done,
-    void *data)
+ngx_wgconn_flow_open(int type, ngx_uint_t flags, struct sockaddr *dst,
+    socklen_t socklen, ngx_socket_t fd, ngx_log_t *log,
+    ngx_wgconn_open_done_pt done, void *data)
 {
     u16_t               port;
     ngx_int_t           rc;
@@ -122,6 +123,7 @@ ngx_wgconn_flow_open(int type, struct sockaddr *dst, socklen_t socklen,
 
     flow->done = done;
     flow->data = data;
+    flow->client_first = (flags & NGX_WGCONN_CLIENT_FIRST) ? 1 : 0;
 
     if (type == SOCK_STREAM) {
         rc = ngx_wgconn_flow_open_tcp(flow, &ip, port);
@@ -471,6 +473,14 @@ ngx_wgconn_tcp_connected(void *arg, struct tcp_pcb *tpcb, err_t err)
 
     flow->connected = 1;
 
+    if (flow->client_first) {
+        /* the ACK of the SYN-ACK goes with the request, which nginx writes
+         * as soon as it hears of the connection (patches/
+         * lwip-tcp-connected-ack.patch; lwIP's delayed-ACK timer sends it
+         * within 50 ms otherwise) */
+        tcp_set_flags(tpcb, TF_ACK_DELAY);
+    }
+
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &flow->log, 0,
                    "wgconn flow #%uA: connected", flow->c->number);
 
@@ -496,6 +506,18 @@ ngx_wgconn_tcp_recv(void *arg, struct tcp_pcb *tpcb, struct pbuf *p,
 
     if (p == NULL) {
         flow->remote_eof = 1;
+
+        /*
+         * The peer's FIN, ours not sent yet: its ACK may wait (lwIP's
+         * delayed ACK, 50 ms at most) for the FIN that nginx's close of
+         * its end sends, usually moments later: one segment instead of
+         * two.  The peer would resend its FIN only after its
+         * retransmission timeout (200 ms on Linux).
+         */
+        if (tpcb->state == CLOSE_WAIT && (tpcb->flags & TF_ACK_NOW)) {
+            tcp_clear_flags(tpcb, TF_ACK_NOW);
+            tcp_set_flags(tpcb, TF_ACK_DELAY);
+        }
 
     } else {
         /*

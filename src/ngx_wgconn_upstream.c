@@ -18,6 +18,7 @@
 
 typedef struct {
     void                            *data;
+    ngx_uint_t                       flags;      /* NGX_WGCONN_CLIENT_FIRST */
     ngx_event_get_peer_pt            get;
     ngx_event_free_peer_pt           free;
     ngx_event_notify_peer_pt         notify;
@@ -48,7 +49,8 @@ static ngx_int_t ngx_wgconn_upstream_set_session(ngx_peer_connection_t *pc,
 static void ngx_wgconn_upstream_save_session(ngx_peer_connection_t *pc,
     void *data);
 #endif
-static ngx_int_t ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc);
+static ngx_int_t ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc,
+    ngx_uint_t flags);
 
 
 /*
@@ -98,7 +100,8 @@ ngx_wgconn_upstream_original(void *uscf)
 
 
 ngx_int_t
-ngx_wgconn_upstream_wrap(ngx_peer_connection_t *pc, ngx_pool_t *pool)
+ngx_wgconn_upstream_wrap(ngx_peer_connection_t *pc, ngx_pool_t *pool,
+    ngx_uint_t flags)
 {
     ngx_wgconn_upstream_peer_t  *wp;
 
@@ -108,6 +111,7 @@ ngx_wgconn_upstream_wrap(ngx_peer_connection_t *pc, ngx_pool_t *pool)
     }
 
     wp->data = pc->data;
+    wp->flags = flags;
     wp->get = pc->get;
     wp->free = pc->free;
     wp->notify = pc->notify;
@@ -156,7 +160,7 @@ ngx_wgconn_upstream_get(ngx_peer_connection_t *pc, void *data)
         return rc;
     }
 
-    return ngx_wgconn_upstream_connect(pc);
+    return ngx_wgconn_upstream_connect(pc, wp->flags);
 }
 
 
@@ -210,7 +214,7 @@ ngx_wgconn_upstream_save_session(ngx_peer_connection_t *pc, void *data)
  */
 
 static ngx_int_t
-ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
+ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc, ngx_uint_t flags)
 {
     int                    type, sv[2];
     ngx_int_t              rc;
@@ -279,8 +283,9 @@ ngx_wgconn_upstream_connect(ngx_peer_connection_t *pc)
 
     /* sv[1] is consumed; on NGX_OK the callback comes exactly once */
 
-    rc = ngx_wgconn_bridge_open(type, pc->sockaddr, pc->socklen, sv[1],
-                                pc->log, ngx_wgconn_upstream_opened, pending);
+    rc = ngx_wgconn_bridge_open(type, flags, pc->sockaddr, pc->socklen,
+                                sv[1], pc->log, ngx_wgconn_upstream_opened,
+                                pending);
     sv[1] = -1;
 
     if (rc != NGX_OK) {

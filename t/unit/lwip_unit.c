@@ -20,6 +20,9 @@
  *
  *   Demultiplexing (lwip-tcp-demux.patch): with thousands of connections
  *   each segment reaches its own.
+ *
+ *   The ACK of a SYN-ACK held for the request when the connected callback
+ *   asks (lwip-tcp-connected-ack.patch).
  */
 
 #include <stdlib.h>
@@ -819,6 +822,78 @@ lu_chksum(void)
 
 
 /*
+ * A connected callback that sets TF_ACK_DELAY (the engine's, for http
+ * upstreams) holds the ACK of the SYN-ACK for the request: no pure ACK,
+ * the first data segment acknowledges; with no data, the delayed-ACK timer
+ * sends it (patches/lwip-tcp-connected-ack.patch).  Without the flag the
+ * ACK leaves at once, as before.
+ */
+
+static err_t
+lu_connected_hold(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    tcp_set_flags(pcb, TF_ACK_DELAY);
+    return ERR_OK;
+}
+
+
+static struct tcp_pcb *
+lu_open_with(tcp_connected_fn connected)
+{
+    ip_addr_t        peer;
+    struct tcp_pcb  *pcb;
+
+    IP_ADDR4(&peer, 100, 64, 0, 2);
+    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+    lu_nsent = 0;
+    tcp_connect(pcb, &peer, 80, connected);
+    lu_iss = lu_sent[0].seq;
+    lu_lport = pcb->local_port;
+    lu_nsent = 0;
+    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+
+    return pcb;
+}
+
+
+static void
+lu_tcp_connected_ack(void)
+{
+    int              i;
+    size_t           n;
+    struct tcp_pcb  *pcb;
+
+    wgt_section("ACK of the SYN-ACK held for the request");
+
+    pcb = lu_open_with(NULL);
+    CHECK(pcb->state == ESTABLISHED && lu_nsent == 1 && lu_sent[0].len == 0
+          && lu_sent[0].flags == 0x10, "without the flag: a pure ACK at once");
+    tcp_abort(pcb);
+
+    pcb = lu_open_with(lu_connected_hold);
+    CHECK(pcb->state == ESTABLISHED && lu_nsent == 0,
+          "with TF_ACK_DELAY: no pure ACK");
+    (void) tcp_write(pcb, "GET / HTTP/1.0\r\n\r\n", 18, TCP_WRITE_FLAG_COPY);
+    tcp_output(pcb);
+    CHECK(lu_nsent == 1 && lu_sent[0].len == 18 && (lu_sent[0].flags & 0x10),
+          "the request carries the ACK");
+    tcp_abort(pcb);
+
+    pcb = lu_open_with(lu_connected_hold);
+    n = lu_nsent;
+
+    for (i = 0; i < 2; i++) {
+        lu_now += TCP_TMR_INTERVAL;
+        sys_check_timeouts();
+    }
+
+    CHECK(n == 0 && lu_nsent == 1 && lu_sent[0].len == 0
+          && lu_sent[0].flags == 0x10, "no data: the timer sends the ACK");
+    tcp_abort(pcb);
+}
+
+
+/*
  * Many connections at once (patches/lwip-tcp-demux.patch): a segment
  * reaches its own connection, in whatever order they come, and no other
  */
@@ -996,6 +1071,7 @@ main(void)
     lu_tcp_recovery();
     lu_tcp_ooseq_limit();
     lu_tcp_mss_syn_only();
+    lu_tcp_connected_ack();
     lu_tcp_demux();
     lu_tcp_time_wait();
     lu_chksum();

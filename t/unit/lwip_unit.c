@@ -483,11 +483,12 @@ lu_highest_sent(void)
 
 /*
  * A connection to the peer, its SYN answered with MSS, SACK, scale 7:
- * NULL if lwIP sent no SYN (it had no local port to give)
+ * NULL if lwIP sent no SYN (it had no local port to give).  lu_sent[] then
+ * holds what lwIP sent after the SYN-ACK.
  */
 
 static struct tcp_pcb *
-lu_open(void)
+lu_open(tcp_connected_fn connected)
 {
     ip_addr_t        peer;
     struct tcp_pcb  *pcb;
@@ -497,7 +498,7 @@ lu_open(void)
     tcp_nagle_disable(pcb);
     lu_nsent = 0;
 
-    if (tcp_connect(pcb, &peer, 80, NULL) != ERR_OK) {
+    if (tcp_connect(pcb, &peer, 80, connected) != ERR_OK) {
         tcp_close(pcb);
         return NULL;
     }
@@ -509,6 +510,7 @@ lu_open(void)
 
     lu_iss = lu_sent[0].seq;
     lu_lport = pcb->local_port;
+    lu_nsent = 0;
 
     lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
 
@@ -521,7 +523,7 @@ lu_connect(void)
 {
     struct tcp_pcb  *pcb;
 
-    pcb = lu_open();
+    pcb = lu_open(NULL);
     CHECK(pcb != NULL, "SYN sent");
 
     return pcb;
@@ -837,25 +839,6 @@ lu_connected_hold(void *arg, struct tcp_pcb *pcb, err_t err)
 }
 
 
-static struct tcp_pcb *
-lu_open_with(tcp_connected_fn connected)
-{
-    ip_addr_t        peer;
-    struct tcp_pcb  *pcb;
-
-    IP_ADDR4(&peer, 100, 64, 0, 2);
-    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
-    lu_nsent = 0;
-    tcp_connect(pcb, &peer, 80, connected);
-    lu_iss = lu_sent[0].seq;
-    lu_lport = pcb->local_port;
-    lu_nsent = 0;
-    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
-
-    return pcb;
-}
-
-
 static void
 lu_tcp_connected_ack(void)
 {
@@ -865,12 +848,12 @@ lu_tcp_connected_ack(void)
 
     wgt_section("ACK of the SYN-ACK held for the request");
 
-    pcb = lu_open_with(NULL);
+    pcb = lu_open(NULL);
     CHECK(pcb->state == ESTABLISHED && lu_nsent == 1 && lu_sent[0].len == 0
           && lu_sent[0].flags == 0x10, "without the flag: a pure ACK at once");
     tcp_abort(pcb);
 
-    pcb = lu_open_with(lu_connected_hold);
+    pcb = lu_open(lu_connected_hold);
     CHECK(pcb->state == ESTABLISHED && lu_nsent == 0,
           "with TF_ACK_DELAY: no pure ACK");
     (void) tcp_write(pcb, "GET / HTTP/1.0\r\n\r\n", 18, TCP_WRITE_FLAG_COPY);
@@ -879,7 +862,7 @@ lu_tcp_connected_ack(void)
           "the request carries the ACK");
     tcp_abort(pcb);
 
-    pcb = lu_open_with(lu_connected_hold);
+    pcb = lu_open(lu_connected_hold);
     n = lu_nsent;
 
     for (i = 0; i < 2; i++) {
@@ -914,7 +897,7 @@ lu_tcp_demux(void)
     wgt_section("TCP demultiplexing, 3000 connections");
 
     for (i = 0; i < LU_DEMUX_N; i++) {
-        c[i].pcb = lu_open();
+        c[i].pcb = lu_open(NULL);
         c[i].iss = lu_iss;
         c[i].rcv_nxt = c[i].pcb ? c[i].pcb->rcv_nxt : 0;
     }
@@ -1013,7 +996,7 @@ lu_tcp_time_wait(void)
     last_kept = 0;
 
     for (i = 0; i < n; i++) {
-        pcb = lu_open();
+        pcb = lu_open(NULL);
 
         if (pcb == NULL || pcb->state != ESTABLISHED) {
             refused++;

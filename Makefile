@@ -19,7 +19,7 @@ LWIP_FILES := core/init.c core/def.c core/inet_chksum.c core/ip.c \
 	core/ipv4/ip4_frag.c core/ipv6/icmp6.c core/ipv6/inet6.c \
 	core/ipv6/ip6.c core/ipv6/ip6_addr.c core/ipv6/ip6_frag.c \
 	core/ipv6/nd6.c core/ipv6/mld6.c
-LWIP_OBJS  := $(patsubst %.c,$(B)/lwip/%.o,$(LWIP_FILES))
+LWIP_OBJS  := $(patsubst %.c,$(B)/lwip/%.o,$(LWIP_FILES)) $(B)/lwip/arch/mem.o
 
 SRCS       := $(wildcard src/*.c src/*.h) config
 
@@ -38,10 +38,16 @@ lwip: $(B)/lwip/liblwip.a
 $(addprefix $(LWIP_SRC)/src/,$(LWIP_FILES)): $(B)/.deps
 	@test -f $@
 
-$(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h src/arch/chksum.h $(B)/.deps
+$(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h src/arch/chksum.h src/arch/mem.h $(B)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wno-address -Wno-unused-variable -Isrc \
 	    -I$(LWIP_SRC)/src/include -c $< -o $@
+
+# the port's own part of the library: lwIP's heap, counted (src/arch/mem.h)
+$(B)/lwip/arch/mem.o: src/arch/mem.c src/arch/mem.h src/lwipopts.h $(B)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wextra -Isrc -I$(LWIP_SRC)/src/include \
+	    -c $< -o $@
 
 $(B)/lwip/liblwip.a: $(LWIP_OBJS)
 	rm -f $@

@@ -11,6 +11,10 @@
  *     kind % 3 == 1  the same inside an ACK batch (begin, input, flush)
  *     kind % 3 == 2  time passes by data[0] * 50 ms; lwIP's timers run
  *
+ * An input whose first byte is 0xc0 or more (its kind is that byte modulo
+ * 3) runs with lwIP's heap limited to 4-60 KiB more than it holds at the
+ * start (src/arch/mem.h): under pressure, and out of memory.
+ *
  * State does not carry over between inputs, so that one artifact reproduces
  * a finding on its own: at the end of each, every pcb is aborted, the
  * reassembly timers run out, the neighbour tables are emptied, and what
@@ -259,10 +263,21 @@ fz_input(const uint8_t *data, size_t len)
 
 
 static void
+fz_limit(const uint8_t *data, size_t size)
+{
+    if (size > 0 && data[0] >= 0xc0) {
+        wgc_mem.limit = wgc_mem.used + 4096 + ((data[0] >> 3) & 7) * 8192;
+    }
+}
+
+
+static void
 fz_reset(void)
 {
     int    i;
     u32_t  ticks;
+
+    wgc_mem.limit = 0;
 
     if (!lwip_node_demux_consistent()) {
         /* a connection its segments cannot find: as an assertion */
@@ -307,6 +322,8 @@ fz_run(const uint8_t *data, size_t size)
 {
     size_t   len;
     uint8_t  kind;
+
+    fz_limit(data, size);
 
     while (size >= 3) {
         kind = data[0] % 3;

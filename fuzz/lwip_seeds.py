@@ -94,6 +94,16 @@ def main(out):
             "rto": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS)))
             + op(2, b"\x02") + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"B")))
             + op(2, b"\x01") * 80,
+            # lwIP's heap limited to 20k more than it holds at the start
+            # (first byte 0xd2, kind 0): a bulk answer that does not fit,
+            # data out of order and in order under pressure (arch/mem.h)
+            "mem": op(0xd2, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS)))
+            + op(2, b"\x02") + op(1, ip(6, tcp(1001, ISS + 1, 0x18, b"B")))
+            + b"".join(op(0, ip(6, tcp(1002 + 1200 * i, ISS + 1, 0x18,
+                                       b"o" * 1200))) for i in range(16, 0, -1))
+            + b"".join(op(1, ip(6, tcp(1002 + 1200 * i, ISS + 1, 0x18,
+                                       b"i" * 1200))) for i in range(6))
+            + op(2, b"\x04"),
             # an option kind in the last byte (lwip-tcp-optlen.patch)
             "optlen": op(0, ip(6, tcp(1000, 0, 0x02, opts=SYN_OPTS[:4]
                                       + bytes([4, 2, 1, 0xff])))),

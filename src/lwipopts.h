@@ -21,6 +21,8 @@
 #define MEM_LIBC_MALLOC                 1
 #define MEMP_MEM_MALLOC                 1
 #define MEM_ALIGNMENT                   8
+/* ... counted, with a limit (wgconn's memory_limit) */
+#include "arch/mem.h"
 
 #define LWIP_IPV4                       1
 #define LWIP_IPV6                       1

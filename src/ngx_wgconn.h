@@ -14,11 +14,14 @@
 #include <ngx_event_connect.h>
 
 #include "wg_device.h"
+#include "arch/mem.h"
 
 
 #define NGX_WGCONN_KEY_LEN       32
 #define NGX_WGCONN_DEFAULT_PORT  51820
 #define NGX_WGCONN_DEFAULT_MTU   1280
+#define NGX_WGCONN_DEFAULT_MEMORY  (256 * 1024 * 1024)
+#define NGX_WGCONN_MIN_MEMORY      (1024 * 1024)
 #define NGX_WGCONN_MAX_FDS       64      /* descriptors in one message */
 #define NGX_WGCONN_MAX_LISTEN    128     /* wgconn_listen ports per node */
 #define NGX_WGCONN_NAME_LEN      64      /* a peer's name, at most */
@@ -97,6 +100,7 @@ typedef struct {
     ngx_array_t                addresses;        /* of ngx_cidr_t */
     ngx_int_t                  listen_port;
     ngx_uint_t                 mtu;
+    size_t                     memory_limit;     /* lwIP's heap */
     ngx_array_t                peers;            /* of ngx_wgconn_peer_conf_t */
     ngx_array_t                routes;           /* all allowed IPs, cidr */
     ngx_array_t                hooks;            /* of ngx_wgconn_hook_t */
@@ -201,6 +205,7 @@ ngx_wgconn_flow_t *ngx_wgconn_flow_udp_find(void *lpcb, const void *rip,
 void ngx_wgconn_flow_udp_input(ngx_wgconn_flow_t *flow, void *p);
 void ngx_wgconn_flow_udp_detach(void *lpcb);
 void ngx_wgconn_flow_close(ngx_wgconn_flow_t *flow);
+void ngx_wgconn_flow_mem_wake(void);
 
 /* ngx_wgconn_bridge.c: workers reach the engine */
 ngx_int_t ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle);

@@ -28,6 +28,7 @@ typedef struct {
     int32_t                    listen_port;
     uint32_t                   mtu;
     uint32_t                   naddresses;
+    uint64_t                   memory_limit;
 } ngx_wgconn_conf_hdr_t;
 
 
@@ -74,6 +75,7 @@ ngx_wgconn_conf_pack(ngx_wgconn_conf_t *wcf, ngx_log_t *log)
     ngx_memcpy(hdr.private_key, wcf->private_key, NGX_WGCONN_KEY_LEN);
     hdr.listen_port = (int32_t) wcf->listen_port;
     hdr.mtu = (uint32_t) wcf->mtu;
+    hdr.memory_limit = wcf->memory_limit;
     hdr.naddresses = wcf->addresses.nelts;
 
     p = ngx_cpymem(buf, &hdr, sizeof(ngx_wgconn_conf_hdr_t));
@@ -210,6 +212,7 @@ ngx_wgconn_conf_unpack(ngx_socket_t fd, ngx_pool_t *pool, ngx_log_t *log)
     ngx_memcpy(wcf->private_key, hdr.private_key, NGX_WGCONN_KEY_LEN);
     wcf->listen_port = hdr.listen_port;
     wcf->mtu = hdr.mtu;
+    wcf->memory_limit = (size_t) hdr.memory_limit;
 
     n = hdr.naddresses * sizeof(ngx_cidr_t);
     d = ngx_wgconn_conf_take(&p, last, n);

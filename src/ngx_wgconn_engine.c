@@ -304,6 +304,8 @@ ngx_wgconn_engine_reconfigure(ngx_wgconn_conf_t *wcf, ngx_pool_t *pool)
     eng->peers = peers;
     eng->wcf = wcf;
 
+    wgc_mem.limit = wcf->memory_limit;
+
     if (eng->pool) {
         ngx_destroy_pool(eng->pool);
     }

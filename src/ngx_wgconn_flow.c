@@ -37,6 +37,7 @@
 
 struct ngx_wgconn_flow_s {
     ngx_queue_t                queue;
+    ngx_queue_t                mem_wait;   /* in ngx_wgconn_flows_mem_wait */
     ngx_connection_t          *c;          /* our end of the socket pair */
     struct tcp_pcb            *tpcb;
     struct udp_pcb            *upcb;
@@ -55,6 +56,7 @@ struct ngx_wgconn_flow_s {
     unsigned                   local_eof:1;   /* nginx shut its writing */
     unsigned                   remote_eof:1;  /* peer sent FIN */
     unsigned                   shut_local:1;  /* we shut the socket's wr */
+    unsigned                   mem_waiting:1;
 };
 
 
@@ -77,6 +79,8 @@ static void ngx_wgconn_udp_recv(void *arg, struct udp_pcb *upcb,
 static void ngx_wgconn_flow_read(ngx_event_t *rev);
 static void ngx_wgconn_flow_write(ngx_event_t *wev);
 static void ngx_wgconn_flow_read_udp(ngx_event_t *rev);
+static size_t ngx_wgconn_flow_mem_room(ngx_wgconn_flow_t *flow,
+    size_t size);
 static ngx_int_t ngx_wgconn_flow_flush(ngx_wgconn_flow_t *flow);
 static void ngx_wgconn_flow_check_done(ngx_wgconn_flow_t *flow);
 static void ngx_wgconn_flow_finish(ngx_wgconn_flow_t *flow, ngx_int_t rc,
@@ -90,6 +94,8 @@ static ngx_int_t ngx_wgconn_sockaddr_to_ip(struct sockaddr *sa,
 
 static ngx_queue_t  ngx_wgconn_flows = { &ngx_wgconn_flows,
                                          &ngx_wgconn_flows };
+static ngx_queue_t  ngx_wgconn_flows_mem_wait = { &ngx_wgconn_flows_mem_wait,
+                                                  &ngx_wgconn_flows_mem_wait };
 /* inbound UDP sessions by client address; a bucket keeps the busiest first */
 #define NGX_WGCONN_SESSION_BUCKETS  256
 
@@ -657,7 +663,8 @@ ngx_wgconn_flow_read(ngx_event_t *rev)
         if (size == 0
             || tcp_sndqueuelen(flow->tpcb) >= TCP_SND_QUEUELEN - 4
             || flow->tpcb->snd_lbb - flow->tpcb->snd_nxt
-               >= NGX_WGCONN_TCP_NOTSENT)
+               >= NGX_WGCONN_TCP_NOTSENT
+            || (size = ngx_wgconn_flow_mem_room(flow, size)) == 0)
         {
             /* tcp_sent() resumes reading */
             ngx_log_debug2(NGX_LOG_DEBUG_EVENT, &flow->log, 0,
@@ -689,7 +696,8 @@ ngx_wgconn_flow_read(ngx_event_t *rev)
 
         if (err != ERR_OK) {
             ngx_log_error(NGX_LOG_ERR, &flow->log, 0,
-                          "wgconn: tcp_write() failed: %d", (int) err);
+                          "wgconn: tcp_write() failed: %d%s", (int) err,
+                          err == ERR_MEM ? ", at the memory_limit" : "");
             ngx_wgconn_flow_free(flow, 1);
             return;
         }
@@ -700,6 +708,68 @@ ngx_wgconn_flow_read(ngx_event_t *rev)
     }
 
     ngx_wgconn_flow_check_done(flow);
+}
+
+
+/*
+ * Under memory pressure (src/arch/mem.h) a connection may have up to
+ * WGC_MEM_FLOOR queued to send, and what it reads must fit below the
+ * limit: tcp_write() failing there would lose bytes already taken from
+ * the socket.  ACKs resume a connection with data in flight (tcp_sent());
+ * one with none waits for ngx_wgconn_flow_mem_wake().
+ */
+
+static size_t
+ngx_wgconn_flow_mem_room(ngx_wgconn_flow_t *flow, size_t size)
+{
+    size_t  queued, room, avail;
+
+    if (!wgc_mem_pressure()) {
+        return size;
+    }
+
+    /* tcp_sndbuf() stops at 64k */
+    queued = TCP_SND_BUF - flow->tpcb->snd_buf;
+    room = (queued < WGC_MEM_FLOOR) ? WGC_MEM_FLOOR - queued : 0;
+
+    /* segments and their pbufs cost up to twice their data */
+    avail = (wgc_mem.used < wgc_mem.limit)
+            ? (wgc_mem.limit - wgc_mem.used) / 2 : 0;
+
+    if (avail < TCP_MSS) {
+        avail = 0;
+    }
+
+    room = ngx_min(room, avail);
+
+    if (room == 0 && queued == 0 && !flow->mem_waiting) {
+        flow->mem_waiting = 1;
+        ngx_queue_insert_tail(&ngx_wgconn_flows_mem_wait, &flow->mem_wait);
+    }
+
+    return ngx_min(size, room);
+}
+
+
+/* from the netstack's timer */
+
+void
+ngx_wgconn_flow_mem_wake(void)
+{
+    ngx_queue_t        *q;
+    ngx_wgconn_flow_t  *flow;
+
+    while (!ngx_queue_empty(&ngx_wgconn_flows_mem_wait)
+           && wgc_mem.used + 2 * WGC_MEM_FLOOR < wgc_mem.limit)
+    {
+        q = ngx_queue_head(&ngx_wgconn_flows_mem_wait);
+        ngx_queue_remove(q);
+
+        flow = ngx_queue_data(q, ngx_wgconn_flow_t, mem_wait);
+        flow->mem_waiting = 0;
+
+        ngx_post_event(flow->c->read, &ngx_posted_events);
+    }
 }
 
 
@@ -936,6 +1006,10 @@ ngx_wgconn_flow_free(ngx_wgconn_flow_t *flow, ngx_uint_t reset)
     if (flow->pending) {
         pbuf_free(flow->pending);
         flow->pending = NULL;
+    }
+
+    if (flow->mem_waiting) {
+        ngx_queue_remove(&flow->mem_wait);
     }
 
     ngx_queue_remove(&flow->queue);

@@ -40,9 +40,15 @@ static ngx_int_t ngx_wgconn_read_key_file(ngx_conf_t *cf, u_char *key);
 static ngx_int_t ngx_wgconn_parse_cidrs(ngx_conf_t *cf, ngx_array_t *cidrs,
     ngx_uint_t first);
 static ngx_int_t ngx_wgconn_cidr_overlaps(ngx_cidr_t *a, ngx_cidr_t *b);
+static char *ngx_wgconn_memory_limit_check(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_wgconn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_wgconn_init_process(ngx_cycle_t *cycle);
 static void ngx_wgconn_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_post_t  ngx_wgconn_memory_limit_post =
+    { ngx_wgconn_memory_limit_check };
 
 
 static ngx_command_t  ngx_wgconn_commands[] = {
@@ -88,6 +94,13 @@ static ngx_command_t  ngx_wgconn_commands[] = {
       0,
       offsetof(ngx_wgconn_conf_t, mtu),
       NULL },
+
+    { ngx_string("memory_limit"),
+      NGX_WGCONN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      0,
+      offsetof(ngx_wgconn_conf_t, memory_limit),
+      &ngx_wgconn_memory_limit_post },
 
     { ngx_string("peer"),
       NGX_WGCONN_CONF|NGX_DIRECT_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
@@ -194,6 +207,7 @@ ngx_wgconn_create_conf(ngx_cycle_t *cycle)
     wcf->enabled = 0;
     wcf->listen_port = NGX_CONF_UNSET;
     wcf->mtu = NGX_CONF_UNSET_UINT;
+    wcf->memory_limit = NGX_CONF_UNSET_SIZE;
 
     if (ngx_array_init(&wcf->addresses, cycle->pool, 2, sizeof(ngx_cidr_t))
         != NGX_OK
@@ -223,6 +237,7 @@ ngx_wgconn_init_conf(ngx_cycle_t *cycle, void *conf)
 
     ngx_conf_init_value(wcf->listen_port, NGX_WGCONN_DEFAULT_PORT);
     ngx_conf_init_uint_value(wcf->mtu, NGX_WGCONN_DEFAULT_MTU);
+    ngx_conf_init_size_value(wcf->memory_limit, NGX_WGCONN_DEFAULT_MEMORY);
 
     /* the http and stream blocks are parsed: their listeners exist */
 
@@ -768,6 +783,21 @@ ngx_wgconn_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     peer->endpoint = &u.addrs[0];
+
+    return NGX_CONF_OK;
+}
+
+
+/* smaller, the first few connections would put the node under pressure */
+
+static char *
+ngx_wgconn_memory_limit_check(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t *sp = data;
+
+    if (*sp < NGX_WGCONN_MIN_MEMORY) {
+        return "must be at least 1m";
+    }
 
     return NGX_CONF_OK;
 }

@@ -55,6 +55,7 @@ ngx_wgconn_netstack_init(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf,
 
     ngx_wgconn_netstack_dev = dev;
     ngx_wgconn_netstack_log = cycle->log;
+    wgc_mem.limit = wcf->memory_limit;
 
     /* lwIP keeps global state: initialize it once per process */
 
@@ -329,6 +330,7 @@ ngx_wgconn_netstack_timer(ngx_event_t *ev)
     u32_t  sleep;
 
     sys_check_timeouts();
+    ngx_wgconn_flow_mem_wake();
 
 #ifdef WGC_LWIP_TRACE
     ngx_wgconn_netstack_trace();

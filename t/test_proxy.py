@@ -80,10 +80,11 @@ server { listen 127.0.0.1:%(half)d; proxy_pass 100.64.0.2:7;
 """
 
 
-def proxy_conf(ov, endpoint=True, keepalive=25, workers=1):
+def proxy_conf(ov, endpoint=True, keepalive=25, workers=1, extra_node=""):
     cert = ov.services.cert if ov.services and ov.services.cert else "/dev/null"
     return build_conf(
-        wgconn=ov.wgconn_block(endpoint=endpoint, keepalive=keepalive),
+        wgconn=ov.wgconn_block(endpoint=endpoint, keepalive=keepalive,
+                               extra_node=extra_node),
         http=HTTP_BLOCK % {"http": HTTP_PORT, "cert": cert},
         stream=STREAM_BLOCK % {"tcp": TCP_PORT, "udp": UDP_PORT,
                                "tcp6": TCP6_PORT, "udp6": UDP6_PORT,
@@ -246,6 +247,57 @@ def test_connection_churn_keeps_ports_and_time_wait_bounded(proxied):
     assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
 
 
+def memory(ov):
+    """used, limit, peak, dropped, refused from the status page, once the
+    engine has published again (once a second)"""
+    time.sleep(1.5)
+    m = re.search(r"^memory: (\d+) bytes of (\d+), peak (\d+), (\d+) "
+                  r"segments dropped, (\d+) allocations refused$",
+                  status(ov), re.M)
+    return [int(v) for v in m.groups()]
+
+
+def test_memory_limit_holds_with_stalled_readers(overlay, nginx_module):
+    """32 downloads of 4 MiB whose clients read nothing for 4 s.  Without a
+    limit lwIP fills each one's receive window while nginx reads nothing
+    (a peak of 40 MB measured); with memory_limit 8m its heap stays below
+    8 MiB: past a connection's share the peer's segments are dropped, and
+    it sends them again.  Then every download arrives whole."""
+    ov = overlay
+    n = start_nginx(ov, extra_node="memory_limit 8m;")
+    size = 4 << 20
+    r = nsclient(ov.ns_a, "conns", "127.0.0.1", str(HTTP_PORT), "--count",
+                 "32", "--path", "/unbuffered/bytes/%d" % size, "--hold", "4",
+                 "--rcvbuf", "4096", "--sha256", expected_sha256(size),
+                 timeout=150)
+    assert r["ok"], (r, ov.diagnostics())
+    used, limit, peak, dropped, refused = m = memory(ov)
+    assert limit == 8 << 20 and peak <= limit, m
+    assert dropped > 0, m
+    log = open(n.error_log).read()
+    assert "tcp_write() failed" not in log
+    assert_clean(n)
+
+
+def test_memory_limit_holds_with_stalled_echo(overlay, nginx_module):
+    """Both directions at once: 32 stream sessions to the peer's echo
+    service send 4 MiB each while reading nothing for 4 s, so that data
+    waits in lwIP to be sent (the peer's echo stops reading) and to be
+    taken (nginx stops reading its side).  The heap stays below 8 MiB and
+    every echo returns whole."""
+    ov = overlay
+    n = start_nginx(ov, extra_node="memory_limit 8m;")
+    r = nsclient(ov.ns_a, "tcp-echo", "127.0.0.1", str(TCP_PORT),
+                 "--streams", "32", "--bytes", str(4 << 20), "--hold", "4",
+                 timeout=150)
+    assert r["ok"], (r, ov.diagnostics())
+    used, limit, peak, dropped, refused = m = memory(ov)
+    assert limit == 8 << 20 and peak <= limit, m
+    log = open(n.error_log).read()
+    assert "tcp_write() failed" not in log
+    assert_clean(n)
+
+
 def test_stream_tcp_half_close(proxied):
     """Our FIN travels to the peer; the echo of everything still returns."""
     ov, n = proxied
@@ -387,6 +439,14 @@ def test_config_rejects_loose_key_file_mode(cfg, tmp_path):
     conf, rc, out = cfg.test(cfg.block(key_file=loose))
     assert_rejected(conf, rc, out, "private_key_file", "private_key_file",
                     words=["0?644|permission|mode"])
+
+
+@pytest.mark.parametrize("value", ["512k", "lots"])
+def test_config_rejects_bad_memory_limit(cfg, value):
+    block = cfg.block().replace("    mtu ", "    memory_limit %s;\n    mtu "
+                                % value)
+    conf, rc, out = cfg.test(block)
+    assert_rejected(conf, rc, out, "memory_limit", "memory_limit")
 
 
 def test_config_rejects_bad_peer_public_key(cfg):

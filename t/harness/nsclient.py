@@ -30,6 +30,29 @@ def family(host):
 
 
 def tcp_echo(a):
+    """--streams N sessions at once; --hold S: each reads nothing for S
+    seconds, while it sends what the buffers on the way take."""
+    if a.streams == 1:
+        return tcp_echo_one(a)
+    results = [None] * a.streams
+
+    def one(i):
+        try:
+            results[i] = tcp_echo_one(a)
+        except OSError as e:
+            results[i] = {"ok": False, "errors": [repr(e)]}
+    threads = [threading.Thread(target=one, args=(i,), daemon=True)
+               for i in range(a.streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.timeout + 5)
+    good = sum(1 for r in results if r and r["ok"])
+    return {"ok": good == a.streams, "streams": a.streams, "good": good,
+            "failed": [r for r in results if not (r and r["ok"])][:3]}
+
+
+def tcp_echo_one(a):
     s = socket.create_connection((a.host, a.port), timeout=a.timeout)
     s.settimeout(a.timeout)
     sent_h = hashlib.sha256()
@@ -46,6 +69,7 @@ def tcp_echo(a):
             err.append(repr(e))
     t = threading.Thread(target=sender, daemon=True)
     t.start()
+    time.sleep(a.hold)
     h = hashlib.sha256()
     n = 0
     t0 = time.monotonic()
@@ -286,7 +310,10 @@ def tcp_read(a):
 
 def conns(a):
     """a.count TCP connections open at once, then one HTTP/1.0 GET of
-    a.path on each, all answered while every connection stays open."""
+    a.path on each, all answered while every connection stays open.
+    --hold S: read nothing for S seconds after sending (with --rcvbuf, a
+    small receive buffer, the sender stalls at once); --sha256: the body
+    of every answer must have it."""
     import resource
     import selectors
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -297,6 +324,8 @@ def conns(a):
     socks, connected = [], 0
     for _ in range(a.count):
         s = socket.socket(family(a.host), socket.SOCK_STREAM)
+        if a.rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
         s.setblocking(False)
         s.connect_ex((a.host, a.port))
         socks.append(s)
@@ -312,10 +341,11 @@ def conns(a):
     for s in socks:
         try:
             s.send(req)
-            bufs[s] = b""
+            bufs[s] = bytearray()
             sel.register(s, selectors.EVENT_READ)
         except OSError:
             pass
+    time.sleep(a.hold)
     done = 0
     while len(bufs) > done and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.5):
@@ -329,9 +359,15 @@ def conns(a):
                 continue
             sel.unregister(s)
             done += 1
+    def body_ok(b):
+        if a.sha256 is None:
+            return True
+        return hashlib.sha256(b[b.find(b"\r\n\r\n") + 4:]).hexdigest() \
+            == a.sha256
     good = sum(1 for b in bufs.values()
                if b.startswith(b"HTTP/1.1 200")
-               and (a.expect is None or b.endswith(a.expect.encode())))
+               and (a.expect is None or b.endswith(a.expect.encode()))
+               and body_ok(b))
     for s in socks:
         s.close()
     return {"ok": connected == a.count and good == a.count,
@@ -413,6 +449,10 @@ def main():
                          "read until EOF")
     ap.add_argument("--req-timeout", type=float, default=10.0)
     ap.add_argument("--expect", default=None)
+    ap.add_argument("--sha256", default=None)
+    ap.add_argument("--hold", type=float, default=0.0)
+    ap.add_argument("--streams", type=int, default=1)
+    ap.add_argument("--rcvbuf", type=int, default=0)
     a = ap.parse_args()
     fn = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "ws-echo": ws_echo,
           "tcp-connect": tcp_connect, "http-load": http_load,

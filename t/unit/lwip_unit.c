@@ -37,6 +37,7 @@
 #include "lwip/timeouts.h"
 #include "lwip/inet_chksum.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/mem.h"
 
 #include "wgtest.h"
 #include "lwip_node.h"
@@ -1043,6 +1044,139 @@ lu_tcp_time_wait(void)
 }
 
 
+/*
+ * lwIP's heap, counted and limited (src/arch/mem.h).  The application here
+ * holds what it receives, as the engine does while nginx reads nothing:
+ * once under pressure the connection gets no more than it holds, nothing
+ * is queued out of order, the heap stays below the limit, and what was
+ * dropped arrives when sent again after the application took its data.
+ */
+
+static struct pbuf  *lu_held;
+static u32_t         lu_held_len;
+
+
+static err_t
+lu_recv_hold(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    if (p != NULL) {
+        lu_held_len += p->tot_len;
+
+        if (lu_held == NULL) {
+            lu_held = p;
+
+        } else {
+            pbuf_cat(lu_held, p);
+        }
+    }
+
+    return ERR_OK;
+}
+
+
+/* the application takes all it holds: the window opens again */
+
+static void
+lu_take(struct tcp_pcb *pcb)
+{
+    u16_t  n;
+
+    if (lu_held) {
+        pbuf_free(lu_held);
+        lu_held = NULL;
+    }
+
+    while (lu_held_len > 0) {
+        n = (u16_t) (lu_held_len > 0xffff ? 0xffff : lu_held_len);
+        tcp_recved(pcb, n);
+        lu_held_len -= n;
+    }
+}
+
+
+static void
+lu_tcp_memory(void)
+{
+    u32_t            i, seq, nxt;
+    size_t           base, held;
+    void            *m;
+    struct tcp_pcb  *pcb;
+
+    wgt_section("lwIP's heap: counted, limited, pressure");
+
+    base = wgc_mem.used;
+
+    pcb = lu_connect();
+    tcp_recv(pcb, lu_recv_hold);
+
+    CHECK(wgc_mem.used > base, "a connection counts in the heap");
+
+    wgc_mem.limit = wgc_mem.used + 1024 * 1024;
+    wgc_mem.dropped = 0;
+    wgc_mem.refused = 0;
+
+    /* 1.25 MiB in 64-byte segments: about 4 MiB of heap if all were kept */
+    seq = 1001;
+
+    for (i = 0; i < 20000; i++) {
+        lu_peer_segment(0x18, seq, 0, NULL, 0, 0, 64);
+        seq += 64;
+    }
+
+    nxt = pcb->rcv_nxt;
+    held = lu_held_len;
+
+    /* it hovers at the pressure mark: what is dropped is freed again */
+    CHECK(wgc_mem.used <= wgc_mem.limit && wgc_mem.used > wgc_mem.limit / 2,
+          "the heap stays below the limit");
+    CHECK(held >= WGC_MEM_FLOOR && held < 1024 * 1024,
+          "the connection received past the floor, then no more");
+    CHECK(wgc_mem.dropped > 0 && wgc_mem.refused == 0,
+          "segments dropped under pressure, no allocation refused");
+
+    wgc_mem.limit = wgc_mem.used / 4 * 5;
+    lu_peer_segment(0x18, nxt + 6400, 0, NULL, 0, 0, 64);
+    CHECK(wgc_mem_pressure() && pcb->ooseq == NULL,
+          "nothing queued out of order under pressure");
+
+    /* the peer's ACK rides on data that is dropped: the ACK still counts */
+    (void) tcp_write(pcb, "request", 7, TCP_WRITE_FLAG_COPY);
+    tcp_output(pcb);
+    CHECK(pcb->unacked != NULL, "data in flight");
+    lu_peer_segment(0x18, nxt, 7, NULL, 0, 0, 64);
+    CHECK(pcb->unacked == NULL && pcb->rcv_nxt == nxt,
+          "its data dropped, the ACK it carried taken");
+    wgc_mem.limit = wgc_mem.used + 1024 * 1024;
+
+    /* the application takes its data: the rest, sent again, arrives */
+    lu_take(pcb);
+
+    CHECK(!wgc_mem_pressure(), "pressure ends when the data is taken");
+
+    for (i = 0; nxt + 64 * i < seq && i < 20000; i++) {
+        lu_peer_segment(0x18, nxt + 64 * i, 0, NULL, 0, 0, 64);
+
+        if (lu_held_len > 64 * 1024) {
+            lu_take(pcb);
+        }
+    }
+
+    CHECK(pcb->rcv_nxt == seq, "what was dropped arrives when sent again");
+
+    /* at the limit an allocation fails, and is counted */
+    wgc_mem.limit = wgc_mem.used + 1000;
+    m = mem_malloc(4000);
+    CHECK(m == NULL && wgc_mem.refused == 1, "an allocation past the limit fails");
+
+    wgc_mem.limit = 0;
+
+    lu_take(pcb);
+    tcp_abort(pcb);
+
+    CHECK(wgc_mem.used == base, "freeing all returns the heap to where it was");
+}
+
+
 int
 main(void)
 {
@@ -1057,6 +1191,7 @@ main(void)
     lu_tcp_connected_ack();
     lu_tcp_demux();
     lu_tcp_time_wait();
+    lu_tcp_memory();
     lu_chksum();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);

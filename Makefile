@@ -19,7 +19,8 @@ LWIP_FILES := core/init.c core/def.c core/inet_chksum.c core/ip.c \
 	core/ipv4/ip4_frag.c core/ipv6/icmp6.c core/ipv6/inet6.c \
 	core/ipv6/ip6.c core/ipv6/ip6_addr.c core/ipv6/ip6_frag.c \
 	core/ipv6/nd6.c core/ipv6/mld6.c
-LWIP_OBJS  := $(patsubst %.c,$(B)/lwip/%.o,$(LWIP_FILES)) $(B)/lwip/arch/mem.o
+LWIP_OBJS  := $(patsubst %.c,$(B)/lwip/%.o,$(LWIP_FILES)) \
+	$(B)/lwip/arch/mem.o $(B)/lwip/arch/rcvwnd.o
 
 SRCS       := $(wildcard src/*.c src/*.h) config
 
@@ -43,8 +44,9 @@ $(B)/lwip/%.o: $(LWIP_SRC)/src/%.c src/lwipopts.h src/arch/cc.h src/arch/chksum.
 	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wno-address -Wno-unused-variable -Isrc \
 	    -I$(LWIP_SRC)/src/include -c $< -o $@
 
-# the port's own part of the library: lwIP's heap, counted (src/arch/mem.h)
-$(B)/lwip/arch/mem.o: src/arch/mem.c src/arch/mem.h src/lwipopts.h $(B)/.deps
+# the port's own part of the library: lwIP's heap, counted (src/arch/mem.h),
+# and the receive window sized to the path (src/arch/rcvwnd.h)
+$(B)/lwip/arch/%.o: src/arch/%.c src/arch/%.h src/arch/mem.h src/lwipopts.h $(B)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_OPT) -fPIC -Wall -Wextra -Isrc -I$(LWIP_SRC)/src/include \
 	    -c $< -o $@

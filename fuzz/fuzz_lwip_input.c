@@ -48,11 +48,14 @@
 #include "lwip/nd6.h"
 
 #include "lwip_node.h"
+#include "arch/rcvwnd.h"
 
 
 static struct netif      fz_netif;
 static struct udp_pcb   *fz_udp;
 static u32_t             fz_now;
+static wgc_rcvwnd_t      fz_rcvwnd;
+static uint64_t          fz_rcvwnd_clock;
 static unsigned int      fz_rand;
 static uint64_t          fz_digest;    /* of what lwIP sent */
 
@@ -170,7 +173,11 @@ fz_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
         len = sizeof(reply) - 1;
     }
 
-    tcp_recved(pcb, p->tot_len);
+    /* one tuning state for all connections: only numbers, any mix is
+     * fair input; the clock in ms as microseconds, plus the data */
+    fz_rcvwnd_clock += p->tot_len;
+    wgc_rcvwnd_taken(&fz_rcvwnd, pcb, p->tot_len,
+                     (uint64_t) fz_now * 1000 + fz_rcvwnd_clock);
     pbuf_free(p);
 
     (void) tcp_write(pcb, data, (u16_t) LWIP_MIN(len, tcp_sndbuf(pcb)),
@@ -278,6 +285,8 @@ fz_reset(void)
     u32_t  ticks;
 
     wgc_mem.limit = 0;
+    memset(&fz_rcvwnd, 0, sizeof(fz_rcvwnd));
+    fz_rcvwnd_clock = 0;
 
     if (!lwip_node_demux_consistent()) {
         /* a connection its segments cannot find: as an assertion */

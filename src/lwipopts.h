@@ -67,6 +67,9 @@
 #define LWIP_WND_SCALE                  1
 #define TCP_RCV_SCALE                   6
 #define TCP_WND                         (2 * 1024 * 1024)
+/* patches/lwip-tcp-wnd-max.patch: a connection starts with this window
+   and src/arch/rcvwnd.c grows it to what its path needs, up to TCP_WND */
+#define TCP_WND_INIT                    (64 * 1024)
 #define TCP_SND_BUF                     (2 * 1024 * 1024)
 #define TCP_SND_QUEUELEN                (4 * (TCP_SND_BUF) / (TCP_MSS))
 /* only the socket API reads it; its sanity check wants a u16 value */

@@ -183,6 +183,7 @@ ngx_int_t ngx_wgconn_netstack_init(ngx_cycle_t *cycle,
     ngx_wgconn_conf_t *wcf, wg_device_t *dev);
 void ngx_wgconn_netstack_input(u_char *pkt, size_t len);
 void ngx_wgconn_netstack_input_done(void);
+ngx_uint_t ngx_wgconn_netstack_batching(void);
 void ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait);
 void ngx_wgconn_netstack_done(void);
 
@@ -206,6 +207,7 @@ void ngx_wgconn_flow_udp_input(ngx_wgconn_flow_t *flow, void *p);
 void ngx_wgconn_flow_udp_detach(void *lpcb);
 void ngx_wgconn_flow_close(ngx_wgconn_flow_t *flow);
 void ngx_wgconn_flow_mem_wake(void);
+void ngx_wgconn_flow_batch_done(void);
 
 /* ngx_wgconn_bridge.c: workers reach the engine */
 ngx_int_t ngx_wgconn_bridge_init_module(ngx_cycle_t *cycle);

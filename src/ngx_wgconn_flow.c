@@ -19,6 +19,7 @@
 
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
+#include "arch/rcvwnd.h"
 
 
 #define NGX_WGCONN_FLOW_BUF   65536
@@ -38,6 +39,7 @@
 struct ngx_wgconn_flow_s {
     ngx_queue_t                queue;
     ngx_queue_t                mem_wait;   /* in ngx_wgconn_flows_mem_wait */
+    ngx_queue_t                batch;      /* in ngx_wgconn_flows_batch */
     ngx_connection_t          *c;          /* our end of the socket pair */
     struct tcp_pcb            *tpcb;
     struct udp_pcb            *upcb;
@@ -48,6 +50,7 @@ struct ngx_wgconn_flow_s {
     u16_t                      rport;
     struct pbuf               *pending;    /* received, not yet written */
     struct pbuf               *pending_last;
+    wgc_rcvwnd_t               rcvwnd;     /* its receive window's tuning */
     ngx_wgconn_open_done_pt    done;
     void                      *data;
     ngx_log_t                  log;
@@ -57,6 +60,7 @@ struct ngx_wgconn_flow_s {
     unsigned                   remote_eof:1;  /* peer sent FIN */
     unsigned                   shut_local:1;  /* we shut the socket's wr */
     unsigned                   mem_waiting:1;
+    unsigned                   batched:1;
 };
 
 
@@ -82,6 +86,7 @@ static void ngx_wgconn_flow_read_udp(ngx_event_t *rev);
 static size_t ngx_wgconn_flow_mem_room(ngx_wgconn_flow_t *flow,
     size_t size);
 static ngx_int_t ngx_wgconn_flow_flush(ngx_wgconn_flow_t *flow);
+static uint64_t ngx_wgconn_flow_usec(void);
 static void ngx_wgconn_flow_check_done(ngx_wgconn_flow_t *flow);
 static void ngx_wgconn_flow_finish(ngx_wgconn_flow_t *flow, ngx_int_t rc,
     ngx_err_t err);
@@ -96,6 +101,9 @@ static ngx_queue_t  ngx_wgconn_flows = { &ngx_wgconn_flows,
                                          &ngx_wgconn_flows };
 static ngx_queue_t  ngx_wgconn_flows_mem_wait = { &ngx_wgconn_flows_mem_wait,
                                                   &ngx_wgconn_flows_mem_wait };
+/* flows that received data in the batch of input being processed */
+static ngx_queue_t  ngx_wgconn_flows_batch = { &ngx_wgconn_flows_batch,
+                                               &ngx_wgconn_flows_batch };
 /* inbound UDP sessions by client address; a bucket keeps the busiest first */
 #define NGX_WGCONN_SESSION_BUCKETS  256
 
@@ -543,10 +551,19 @@ ngx_wgconn_tcp_recv(void *arg, struct tcp_pcb *tpcb, struct pbuf *p,
         flow->pending_last = last;
     }
 
-    /* written at the end of this event loop iteration, in one writev()
-     * for all the segments that arrived in it */
+    /*
+     * written in one writev() for all the segments that arrived in this
+     * batch of input (ngx_wgconn_flow_batch_done()), else at the end of
+     * this event loop iteration
+     */
 
-    if (!flow->c->write->posted) {
+    if (ngx_wgconn_netstack_batching()) {
+        if (!flow->batched) {
+            flow->batched = 1;
+            ngx_queue_insert_tail(&ngx_wgconn_flows_batch, &flow->batch);
+        }
+
+    } else if (!flow->c->write->posted) {
         ngx_post_event(flow->c->write, &ngx_posted_events);
     }
 
@@ -751,6 +768,47 @@ ngx_wgconn_flow_mem_room(ngx_wgconn_flow_t *flow, size_t size)
 }
 
 
+/*
+ * The end of a batch of input, before its ACKs leave: what arrived is
+ * written to nginx now, so that the window it opens rides on the ACK of
+ * the batch instead of a window update of its own, half the packets the
+ * sender has to take (its userspace WireGuard decrypts each)
+ */
+
+void
+ngx_wgconn_flow_batch_done(void)
+{
+    ngx_queue_t        *q;
+    ngx_wgconn_flow_t  *flow;
+
+    while (!ngx_queue_empty(&ngx_wgconn_flows_batch)) {
+        q = ngx_queue_head(&ngx_wgconn_flows_batch);
+        ngx_queue_remove(q);
+
+        flow = ngx_queue_data(q, ngx_wgconn_flow_t, batch);
+        flow->batched = 0;
+
+        ngx_wgconn_flow_write(flow->c->write);
+    }
+}
+
+
+/*
+ * The receive window's tuning times round trips of a few hundred
+ * microseconds: ngx_current_msec is too coarse
+ */
+
+static uint64_t
+ngx_wgconn_flow_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+
 /* from the netstack's timer */
 
 void
@@ -896,9 +954,8 @@ ngx_wgconn_flow_flush(ngx_wgconn_flow_t *flow)
         }
 
         if (flow->tpcb && n > 0) {
-            for (len = (size_t) n; len > 0; len -= ngx_min(len, 0xffff)) {
-                tcp_recved(flow->tpcb, (u16_t) ngx_min(len, 0xffff));
-            }
+            wgc_rcvwnd_taken(&flow->rcvwnd, flow->tpcb, (size_t) n,
+                             ngx_wgconn_flow_usec());
         }
 
         len = (size_t) n;
@@ -1006,6 +1063,11 @@ ngx_wgconn_flow_free(ngx_wgconn_flow_t *flow, ngx_uint_t reset)
     if (flow->pending) {
         pbuf_free(flow->pending);
         flow->pending = NULL;
+    }
+
+    if (flow->batched) {
+        ngx_queue_remove(&flow->batch);
+        flow->batched = 0;
     }
 
     if (flow->mem_waiting) {

@@ -209,8 +209,16 @@ ngx_wgconn_netstack_input_done(void)
 {
     if (ngx_wgconn_netstack_batch) {
         ngx_wgconn_netstack_batch = 0;
+        ngx_wgconn_flow_batch_done();
         tcp_ack_batch_flush();
     }
+}
+
+
+ngx_uint_t
+ngx_wgconn_netstack_batching(void)
+{
+    return ngx_wgconn_netstack_batch;
 }
 
 

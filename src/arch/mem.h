@@ -5,16 +5,18 @@
  * all that the stack holds: pcbs, segments queued to send, data received
  * and not yet taken by nginx, out-of-order data.
  *
- * Without a limit each stalled connection may hold its 2 MiB receive
- * window, 4 MiB out of order and its send buffer, and a few hundred of
- * them exhaust the machine.  As Linux's tcp_mem, two thresholds:
+ * Without a limit each stalled connection may hold its receive window
+ * (up to 2 MiB: rcvwnd.h), 4 MiB out of order and its send buffer, and a
+ * few hundred of them exhaust the machine.  As Linux's tcp_mem, two
+ * thresholds:
  *
  *   pressure (3/4 of the limit): a connection that already holds
  *       WGC_MEM_FLOOR of received data gets no more (the data of its
  *       segments is dropped, the peer sends it again later; their ACKs
  *       and windows still count), no segment is queued out of order, and
  *       the glue reads no more for a connection with WGC_MEM_FLOOR queued
- *       to send; connections that keep up go on;
+ *       to send, and receive windows shrink to WGC_MEM_FLOOR as nginx
+ *       takes their data; connections that keep up go on;
  *   the limit: mem_malloc() fails, which lwIP handles as any embedded
  *       stack's out-of-memory (the packet is dropped).
  */

@@ -41,6 +41,7 @@
 
 #include "wgtest.h"
 #include "lwip_node.h"
+#include "arch/rcvwnd.h"
 
 
 #define LU_PORT  53
@@ -373,7 +374,7 @@ static void
 lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
     size_t nsack, int syn_opts, size_t dlen)
 {
-    u8_t    b[120 + 64], *t;
+    u8_t    b[120 + LU_MSS], *t;
     size_t  olen, i;
 
     memset(b, 0, sizeof(b));
@@ -407,6 +408,7 @@ lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
     memset(t + 20 + olen, 'p', dlen);
 
     b[0] = 0x45;
+    b[2] = (u8_t) ((40 + olen + dlen) >> 8);
     b[3] = (u8_t) (40 + olen + dlen);
     b[8] = 64;
     b[9] = 6;
@@ -1094,6 +1096,17 @@ lu_take(struct tcp_pcb *pcb)
 }
 
 
+/* the window at TCP_WND at once, as a connection that sent a lot has */
+
+static void
+lu_wnd_full(struct tcp_pcb *pcb)
+{
+    pcb->rcv_wnd += TCP_WND - pcb->rcv_wnd_max;
+    pcb->rcv_wnd_max = TCP_WND;
+    tcp_recved(pcb, 0);
+}
+
+
 static void
 lu_tcp_memory(void)
 {
@@ -1108,6 +1121,7 @@ lu_tcp_memory(void)
 
     pcb = lu_connect();
     tcp_recv(pcb, lu_recv_hold);
+    lu_wnd_full(pcb);
 
     CHECK(wgc_mem.used > base, "a connection counts in the heap");
 
@@ -1177,6 +1191,130 @@ lu_tcp_memory(void)
 }
 
 
+/*
+ * The receive window's tuning (src/arch/rcvwnd.h), with the test as a
+ * sender that sends, each round trip of rtt us, all the announced window
+ * lets it, up to rate bytes (0: no limit): rounds of it, then the window
+ * it ends with
+ */
+
+static u32_t         lu_rw_seq;
+static uint64_t      lu_rw_now;
+static int           lu_rw_edge_back;   /* the right edge moved back */
+static int           lu_rw_lost;        /* data sent was not taken in */
+
+
+static tcpwnd_size_t
+lu_rw_rounds(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, unsigned rounds,
+    uint64_t rtt, u32_t rate)
+{
+    u32_t     edge, end, n;
+    unsigned  i;
+
+    for (i = 0; i < rounds; i++) {
+        if (lu_rw_seq != pcb->rcv_nxt) {
+            /* what was dropped is sent again */
+            lu_rw_lost = 1;
+            lu_rw_seq = pcb->rcv_nxt;
+        }
+
+        edge = pcb->rcv_ann_right_edge;
+        end = (rate && TCP_SEQ_LT(lu_rw_seq + rate, edge))
+              ? lu_rw_seq + rate : edge;
+
+        while (TCP_SEQ_LT(lu_rw_seq, end)) {
+            n = LWIP_MIN(end - lu_rw_seq, LU_MSS);
+            lu_peer_segment(0x10, lu_rw_seq, 0, NULL, 0, 0, n);
+            lu_rw_seq += n;
+        }
+
+        lu_rw_now += rtt;
+
+        n = lu_held_len;
+        if (lu_held) {
+            pbuf_free(lu_held);
+            lu_held = NULL;
+        }
+        lu_held_len = 0;
+
+        wgc_rcvwnd_taken(rw, pcb, n, lu_rw_now);
+
+        if (TCP_SEQ_LT(pcb->rcv_nxt + pcb->rcv_wnd, edge)) {
+            lu_rw_edge_back = 1;
+        }
+    }
+
+    return pcb->rcv_wnd_max;
+}
+
+
+static void
+lu_tcp_rcvwnd(void)
+{
+    void            *m;
+    size_t           base;
+    wgc_rcvwnd_t     rw;
+    tcpwnd_size_t    wnd;
+    struct tcp_pcb  *pcb;
+
+    wgt_section("lwIP: the receive window sized to the path");
+
+    base = wgc_mem.used;
+
+    pcb = lu_connect();
+    tcp_recv(pcb, lu_recv_hold);
+
+    CHECK(pcb->rcv_wnd_max == TCP_WND_INIT && pcb->rcv_wnd == TCP_WND_INIT,
+          "a connection starts with TCP_WND_INIT");
+
+    memset(&rw, 0, sizeof(rw));
+    lu_rw_seq = 1001;
+    lu_rw_now = 1000000;
+    lu_rw_edge_back = 0;
+    lu_rw_lost = 0;
+
+    /* the window holds the sender: it doubles each interval */
+    wnd = lu_rw_rounds(&rw, pcb, 6, 1000, 0);
+    CHECK(rw.rtt_us == 1000, "the round trip measured");
+    CHECK(wnd > 2 * TCP_WND_INIT && wnd < TCP_WND, "the window grows");
+
+    wnd = lu_rw_rounds(&rw, pcb, 20, 1000, 0);
+    CHECK(wnd == TCP_WND, "up to TCP_WND");
+
+    /* a bottleneck of 100,000 bytes a round trip: twice that, and slack */
+    wnd = lu_rw_rounds(&rw, pcb, 60, 1000, 100000);
+    CHECK(wnd >= 200000 && wnd <= 200000 + 17 * LU_MSS,
+          "it shrinks to twice the path's bandwidth-delay product");
+    CHECK(!lu_rw_edge_back, "its right edge never moves back");
+    CHECK(!lu_rw_lost, "all the sender sent within the window was taken");
+
+    /* the direct path lost, DERP instead: 50 ms, 1.1 MB a round trip */
+    wnd = lu_rw_rounds(&rw, pcb, WGC_RCVWND_RTT_LONG_SAMPLES + 1, 50000,
+                       1100000);
+    CHECK(rw.rtt_us == 50000, "a longer path followed after a few samples");
+    wnd = lu_rw_rounds(&rw, pcb, 12, 50000, 1100000);
+    CHECK(wnd == TCP_WND, "its window as large as it needs");
+
+    /* memory pressure: down to the floor, and back */
+    m = mem_malloc(1024 * 1024);
+    wgc_mem.limit = wgc_mem.used + 256 * 1024;
+    wnd = lu_rw_rounds(&rw, pcb, 40, 50000, 1100000);
+    CHECK(wnd == WGC_MEM_FLOOR, "under memory pressure, the floor");
+    mem_free(m);
+    wgc_mem.limit = 0;
+    wnd = lu_rw_rounds(&rw, pcb, 12, 50000, 1100000);
+    CHECK(wnd == TCP_WND, "the window back once the pressure ends");
+
+    lu_rw_lost = 0;
+    wnd = lu_rw_rounds(&rw, pcb, 4, 50000, 1100000);
+    CHECK(!lu_rw_edge_back && !lu_rw_lost, "no edge moved back, nothing lost");
+
+    tcp_abort(pcb);
+
+    CHECK(wgc_mem.used == base, "all freed");
+}
+
+
 int
 main(void)
 {
@@ -1192,6 +1330,7 @@ main(void)
     lu_tcp_demux();
     lu_tcp_time_wait();
     lu_tcp_memory();
+    lu_tcp_rcvwnd();
     lu_chksum();
 
     printf("%u passed, %u failed\n", wgt_passed, wgt_failed);

@@ -1,0 +1,80 @@
+/*
+ * The receive window of each connection sized to its path: twice the
+ * data the path delivers in its shortest round trip (twice its
+ * bandwidth-delay product), from TCP_WND_INIT up to TCP_WND.
+ *
+ * Why not always TCP_WND: the window is all a receiver has to keep its
+ * sender from queueing the excess in front of its own bottleneck.  Debian's
+ * wireguard-go, reading its TUN device slower than its kernel writes into
+ * it, sent us 300-330 Mbit/s with a window of 2 MiB and 400-450 with one
+ * of 64-128 KiB (0.9x and 1.3x of what it sends its own kernel); a window
+ * fixed that small would cap long paths (128 KiB over a 50 ms DERP path is
+ * 21 Mbit/s).  And the window is what a connection nginx does not read
+ * from may hold.
+ *
+ * Why not Linux's tcp_rcv_space_adjust(), which makes the window twice
+ * what the application took in the last round trip, and never shrinks it:
+ * each time a retransmission fills a hole, all that was queued behind it
+ * is delivered at once, Linux's estimate jumps to the whole window and the
+ * window to its maximum (measured: 2 MiB within the first second, against
+ * the same wireguard-go).
+ *
+ * So, instead, as BBR sizes what a sender keeps in flight:
+ *   round trip: the receiver has no timestamps (lwIP sends none); it times
+ *       how long the sender takes to send past the right edge announced
+ *       before a window update, which is at least a round trip, and one
+ *       when the window is what holds the sender; the smallest sample of the
+ *       last WGC_RCVWND_RTT_PERIOD is kept, since once the window holds
+ *       the sender the queue it builds lengthens every sample; a path
+ *       that got longer is followed after a few samples in a row;
+ *   rate: what rcv_nxt advanced in WGC_RCVWND_ROUNDS round trips, the
+ *       higher of the last two such intervals, so that a hole being
+ *       repaired does not shrink the window;
+ *   the window: twice the rate times the round trip; while the window is
+ *       the limit the sender adds no queue, the rate is the window per
+ *       round trip and the window doubles each interval, until the path's
+ *       bottleneck holds the rate and a queue of one round trip forms.
+ *       It grows at once and shrinks by what nginx takes (the part not
+ *       given back), so that the announced edge never moves back.
+ *   Under memory pressure (mem.h) the window shrinks to WGC_MEM_FLOOR.
+ */
+
+#ifndef _WGC_ARCH_RCVWND_H_INCLUDED_
+#define _WGC_ARCH_RCVWND_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define WGC_RCVWND_RTT_PERIOD  10000000      /* us */
+/* samples in a row this many times the round trip: the path is longer */
+#define WGC_RCVWND_RTT_LONGER  4
+#define WGC_RCVWND_RTT_LONG_SAMPLES  8
+#define WGC_RCVWND_ROUNDS      2
+/* above twice the rate times the round trip: room for a burst, as Linux */
+#define WGC_RCVWND_SLACK_SEGS  16
+
+
+typedef struct {
+    uint64_t  rtt_start;    /* us: when the sample began; 0: none */
+    uint32_t  rtt_edge;     /* the right edge announced before then */
+    uint32_t  rtt_us;       /* smallest of this period and the last */
+    uint32_t  rtt_next;     /* smallest of this period; 0: none yet */
+    uint64_t  rtt_period;   /* us: when this period began */
+    uint32_t  rtt_long;     /* smallest of the long samples in a row */
+    uint32_t  rtt_nlong;    /* how many */
+    uint64_t  round_start;  /* us: when the rate's interval began */
+    uint32_t  round_seq;    /* rcv_nxt then */
+    uint64_t  rate;         /* bytes/s of the last interval */
+    uint32_t  target;       /* the window wanted; 0: none yet */
+} wgc_rcvwnd_t;
+
+
+struct tcp_pcb;
+
+void wgc_rcvwnd_taken(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, size_t n,
+    uint64_t now);
+
+
+#endif /* _WGC_ARCH_RCVWND_H_INCLUDED_ */

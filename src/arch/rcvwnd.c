@@ -35,6 +35,10 @@ wgc_rcvwnd_taken(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, size_t n,
     credit = (tcpwnd_size_t) LWIP_MIN(n, TCP_WND);
 
     if (pcb->flags & TF_WND_SCALE) {
+        if (pcb->ooseq != NULL) {
+            rw->lost = 1;
+        }
+
         wgc_rcvwnd_rate(rw, pcb, now);
         credit = wgc_rcvwnd_resize(rw, pcb, credit);
     }
@@ -76,11 +80,13 @@ wgc_rcvwnd_rtt(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, u32_t edge,
         sample = (uint32_t) LWIP_MIN(now - rw->rtt_start, UINT32_MAX);
         sample = LWIP_MAX(sample, 1);
 
-        if (rw->rtt_us && sample / WGC_RCVWND_RTT_LONGER >= rw->rtt_us) {
+        if (rw->rtt_us && sample / (2 * WGC_RCVWND_GAIN_OF(rw)) >= rw->rtt_us)
+        {
             /*
-             * Longer than the queue a window of twice the path explains:
-             * several in a row mean a longer path (a direct path lost,
-             * DERP instead); waiting for the period to end would hold
+             * A sender short of the window passes the edge after gain round
+             * trips, one the window holds after one plus its queue: twice
+             * that, several in a row, mean a longer path (a direct path
+             * lost, DERP instead); waiting for the period to end would hold
              * the window to a fraction of the path for seconds
              */
             rw->rtt_long = rw->rtt_nlong ? LWIP_MIN(rw->rtt_long, sample)
@@ -145,7 +151,8 @@ wgc_rcvwnd_rate(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, uint64_t now)
     rw->round_start = now;
     rw->round_seq = pcb->rcv_nxt;
 
-    wnd = 2 * LWIP_MAX(rate, rw->rate) * rw->rtt_us / 1000000
+    wnd = WGC_RCVWND_GAIN_OF(rw) * LWIP_MAX(rate, rw->rate) * rw->rtt_us
+          / 1000000
           + WGC_RCVWND_SLACK_SEGS * pcb->mss;
 
     rw->rate = rate;

@@ -1281,10 +1281,19 @@ lu_tcp_rcvwnd(void)
     wnd = lu_rw_rounds(&rw, pcb, 20, 1000, 0);
     CHECK(wnd == TCP_WND, "up to TCP_WND");
 
-    /* a bottleneck of 100,000 bytes a round trip: twice that, and slack */
+    /* a bottleneck of 100,000 bytes a round trip: four times that, slack */
+    wnd = lu_rw_rounds(&rw, pcb, 60, 1000, 100000);
+    CHECK(wnd >= 400000 && wnd <= 400000 + 17 * LU_MSS,
+          "it shrinks to four times the path's bandwidth-delay product");
+    CHECK(!rw.lost, "nothing lost yet");
+
+    /* a segment lost (the next one arrives first): twice */
+    lu_peer_segment(0x10, lu_rw_seq + LU_MSS, 0, NULL, 0, 0, LU_MSS);
+    wgc_rcvwnd_taken(&rw, pcb, 0, lu_rw_now);
+    CHECK(rw.lost, "a hole seen");
     wnd = lu_rw_rounds(&rw, pcb, 60, 1000, 100000);
     CHECK(wnd >= 200000 && wnd <= 200000 + 17 * LU_MSS,
-          "it shrinks to twice the path's bandwidth-delay product");
+          "with losses, twice the bandwidth-delay product");
     CHECK(!lu_rw_edge_back, "its right edge never moves back");
     CHECK(!lu_rw_lost, "all the sender sent within the window was taken");
 

@@ -771,8 +771,8 @@ ngx_wgconn_flow_mem_room(ngx_wgconn_flow_t *flow, size_t size)
 /*
  * The end of a batch of input, before its ACKs leave: what arrived is
  * written to nginx now, so that the window it opens rides on the ACK of
- * the batch instead of a window update of its own, half the packets the
- * sender has to take (its userspace WireGuard decrypts each)
+ * the batch instead of a window update of its own: fewer packets for the
+ * sender to take (its userspace WireGuard decrypts each)
  */
 
 void

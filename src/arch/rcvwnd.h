@@ -37,10 +37,11 @@
  *       queue forms.  Once data of the connection arrived out of order
  *       (the sender's own queue overflowed, or the path loses), only
  *       WGC_RCVWND_GAIN_LOSS times: Debian's wireguard-go sending on its
- *       own core moved 1.6x as much with twice as with four times.  Four
- *       before that, because round trips vary far above their minimum
- *       when the peer's WireGuard waits for a core (the same two cores):
- *       there the current wireguard-go moved 0.7x as much with twice.
+ *       own core moved 1.2-2x as much with twice as with four times.
+ *       Four before that, because round trips vary far above their
+ *       minimum when the peer's WireGuard waits for a core (the same two
+ *       cores): there the current wireguard-go moved 0.6-1.0x as much
+ *       with twice.
  *       It grows at once and shrinks by what nginx takes (the part not
  *       given back), so that the announced edge never moves back.
  *   Under memory pressure (mem.h) the window shrinks to WGC_MEM_FLOOR.
@@ -63,7 +64,8 @@
 #define WGC_RCVWND_GAIN_LOSS   2
 #define WGC_RCVWND_GAIN_OF(rw)                                                \
     ((rw)->lost ? WGC_RCVWND_GAIN_LOSS : WGC_RCVWND_GAIN)
-/* above twice the rate times the round trip: room for a burst, as Linux */
+/* above the gain times the rate times the round trip: room for a burst,
+ * as Linux keeps */
 #define WGC_RCVWND_SLACK_SEGS  16
 
 

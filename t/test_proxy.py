@@ -30,9 +30,14 @@ UDP_PORT = 5007          # stream udp -> 100.64.0.2:7
 TCP6_PORT = 5008         # stream -> [fd7a:115c:a1e0::2]:7
 UDP6_PORT = 5008
 HALF_PORT = 5009         # stream -> 100.64.0.2:7 with proxy_half_close
+VAR_PORT = 5010          # stream -> a variable naming an upstream {} block
 
 HTTP_BLOCK = """
 client_max_body_size 0;
+# a variable that names an upstream {} block reaches the overlay; one that
+# holds an address does not (README: what is not covered)
+upstream peer_http { server 100.64.0.2:80; }
+map $http_x_backend $backend { default peer_http; }
 server {
     listen 127.0.0.1:%(http)d;
     proxy_connect_timeout 10s;
@@ -45,6 +50,9 @@ server {
         proxy_pass http://[fd7a:115c:a1e0::2]:80/;
     }
     location = /wgconn { wgconn_status; }
+    location /var/ {
+        proxy_pass http://$backend/;
+    }
     location /unbuffered/ {
         # the upstream transfer lasts as long as the client's
         proxy_pass http://100.64.0.2:80/;
@@ -77,6 +85,10 @@ server { listen 127.0.0.1:%(udp6)d udp; proxy_pass [fd7a:115c:a1e0::2]:7;
          proxy_timeout 5s; }
 server { listen 127.0.0.1:%(half)d; proxy_pass 100.64.0.2:7;
          proxy_half_close on; proxy_connect_timeout 10s; }
+upstream peer_echo { server 100.64.0.2:7; }
+map $server_port $echo_backend { default peer_echo; }
+server { listen 127.0.0.1:%(var)d; proxy_pass $echo_backend;
+         proxy_connect_timeout 10s; }
 """
 
 
@@ -88,7 +100,7 @@ def proxy_conf(ov, endpoint=True, keepalive=25, workers=1, extra_node=""):
         http=HTTP_BLOCK % {"http": HTTP_PORT, "cert": cert},
         stream=STREAM_BLOCK % {"tcp": TCP_PORT, "udp": UDP_PORT,
                                "tcp6": TCP6_PORT, "udp6": UDP6_PORT,
-                               "half": HALF_PORT},
+                               "half": HALF_PORT, "var": VAR_PORT},
         workers=workers)
 
 
@@ -124,6 +136,15 @@ def test_get_hello(proxied):
     cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
     assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
         (cp.stderr, ov.diagnostics())
+
+
+def test_variable_naming_an_upstream_block(proxied):
+    ov, n = proxied
+    cp = curl(ov.ns_a, url("/var/"), timeout=30, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.stderr, ov.diagnostics())
+    r = tcp_echo(ov.ns_a, "127.0.0.1", VAR_PORT, nbytes=1 << 20, timeout=30)
+    assert r["ok"], (r, ov.diagnostics())
 
 
 def test_get_hello_ipv6_upstream(proxied):

@@ -382,6 +382,36 @@ out.write("\n".join(lines) + "\n")
 PY
 }
 
+# the network counters of both namespaces' kernels, around a bulk test
+net_snap() {  # file
+    local ns
+    for ns in $NS_N $NS_P; do
+        ip netns exec $ns nstat -asz 2>/dev/null \
+            | awk -v ns=$ns 'NR > 1 { print ns, $1, $2 }'
+    done > "$1"
+}
+
+# what the test lost, from net_snap before it: datagrams the UDP sockets
+# received and dropped for a full buffer (the WireGuard sockets: ours,
+# wireguard-go's), and TCP segments the kernel resent (the peer's, and the
+# node's in the wg-* rows; lwIP's are not counted)
+net_loss() {  # -> "udp in/dropped node=N/N peer=N/N; tcp resent node=N peer=N"
+    net_snap "$WORK/net.b"
+    python3 - "$WORK/net.a" "$WORK/net.b" $NS_N <<'PY'
+import sys
+def load(f):
+    return {(w[0], w[1]): int(w[2]) for w in (l.split() for l in open(f))}
+a, b, ns_n = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
+def d(side, k):
+    return sum(v - a.get(key, 0) for key, v in b.items()
+               if key[1] == k and (key[0] == ns_n) == (side == "node"))
+print("udp in/dropped node=%d/%d peer=%d/%d; tcp resent node=%d peer=%d" % (
+    d("node", "UdpInDatagrams"), d("node", "UdpRcvbufErrors"),
+    d("peer", "UdpInDatagrams"), d("peer", "UdpRcvbufErrors"),
+    d("node", "TcpRetransSegs"), d("peer", "TcpRetransSegs")))
+PY
+}
+
 # what a request costs each process (us of CPU), from two snapshots taken
 # inside the wrk run: "nginx=13.3 engine=8.1 wrk=8.0 ... idle=3.1"
 cpu_per_request() {  # a b rps
@@ -464,10 +494,14 @@ measure() {  # row
         client_out
         [[ $t == i* ]] && client_in
         case $t in
-            up1) R[$row,up1]=$(iperf 1 "") ;;
-            down1) R[$row,down1]=$(iperf 1 -R) ;;
-            up4) R[$row,up4]=$(iperf 4 "") ;;
-            down4) R[$row,down4]=$(iperf 4 -R) ;;
+            up1) net_snap "$WORK/net.a"; R[$row,up1]=$(iperf 1 "")
+                 R[$row,l-up1]=$(net_loss) ;;
+            down1) net_snap "$WORK/net.a"; R[$row,down1]=$(iperf 1 -R)
+                   R[$row,l-down1]=$(net_loss) ;;
+            up4) net_snap "$WORK/net.a"; R[$row,up4]=$(iperf 4 "")
+                 R[$row,l-up4]=$(net_loss) ;;
+            down4) net_snap "$WORK/net.a"; R[$row,down4]=$(iperf 4 -R)
+                   R[$row,l-down4]=$(net_loss) ;;
             rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)"
                  R[$row,cpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                "${R[$row,rps]}") ;;
@@ -475,8 +509,10 @@ measure() {  # row
                       <<<"$(wrk_run /close)"
                   R[$row,ccpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                  "${R[$row,rpsc]}") ;;
-            iup1) R[$row,iup1]=$(iperf 1 "") ;;
-            idown1) R[$row,idown1]=$(iperf 1 -R) ;;
+            iup1) net_snap "$WORK/net.a"; R[$row,iup1]=$(iperf 1 "")
+                  R[$row,l-iup1]=$(net_loss) ;;
+            idown1) net_snap "$WORK/net.a"; R[$row,idown1]=$(iperf 1 -R)
+                    R[$row,l-idown1]=$(net_loss) ;;
             irps) read -r R[$row,irps] R[$row,ip50] R[$row,ip99] <<<"$(wrk_run)"
                   R[$row,icpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                  "${R[$row,irps]}") ;;
@@ -592,6 +628,15 @@ tables() {
             printf '%-13s rps:  %s\n' "$row" "${R[$LAYOUT/$row,cpu]:--}"
             printf '%-13s rpsc: %s\n' "" "${R[$LAYOUT/$row,ccpu]:--}"
             printf '%-13s irps: %s\n' "" "${R[$LAYOUT/$row,icpu]:--}"
+        done
+        echo
+        echo "losses in the bulk tests (datagrams the WireGuard sockets"
+        echo "received and dropped; segments the kernels' TCP resent)"
+        for row in $ROWS; do
+            for t in up1 down1 up4 down4 iup1 idown1; do
+                [ -n "${R[$LAYOUT/$row,l-$t]:-}" ] || continue
+                printf '%-13s %-7s %s\n' "$row" "$t:" "${R[$LAYOUT/$row,l-$t]}"
+            done
         done
         echo
     done

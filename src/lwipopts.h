@@ -84,6 +84,8 @@
    that keeps it Reno-friendly (patches/lwip-tcp-beta.patch) */
 #define TCP_CC_BETA_TENTHS              7
 #define TCP_OVERSIZE                    TCP_MSS
+/* patches/lwip-tcp-resent.patch: segments sent again, for wgconn_status */
+#define TCP_COUNT_RESENT                1
 #define LWIP_NETIF_TX_SINGLE_PBUF       1
 #define LWIP_TCP_KEEPALIVE              1
 #define TCP_LISTEN_BACKLOG              1

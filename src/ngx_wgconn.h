@@ -184,7 +184,8 @@ ngx_int_t ngx_wgconn_netstack_init(ngx_cycle_t *cycle,
 void ngx_wgconn_netstack_input(u_char *pkt, size_t len);
 void ngx_wgconn_netstack_input_done(void);
 ngx_uint_t ngx_wgconn_netstack_batching(void);
-void ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait);
+void ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait,
+    uint64_t *resent);
 void ngx_wgconn_netstack_done(void);
 
 /* ngx_wgconn_flow.c: overlay connections bridged to local sockets */

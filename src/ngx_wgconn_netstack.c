@@ -24,6 +24,10 @@
 #include <sodium.h>
 
 
+/* defined by patches/lwip-tcp-resent.patch (no lwIP header declares it) */
+extern u64_t  tcp_segs_resent;
+
+
 static err_t ngx_wgconn_netif_init(struct netif *netif);
 static err_t ngx_wgconn_netif_output4(struct netif *netif, struct pbuf *p,
     const ip4_addr_t *ipaddr);
@@ -154,12 +158,14 @@ ngx_wgconn_netstack_done(void)
 /* for the status page, once a second: lwIP keeps no counts of its own */
 
 void
-ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait)
+ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait,
+    uint64_t *resent)
 {
     struct tcp_pcb  *pcb;
 
     *active = 0;
     *time_wait = 0;
+    *resent = tcp_segs_resent;
 
     for (pcb = tcp_active_pcbs; pcb; pcb = pcb->next) {
         (*active)++;

@@ -42,6 +42,7 @@ typedef struct {
     uint64_t                   flows;
     uint64_t                   tcp_active;     /* lwIP's connections */
     uint64_t                   tcp_time_wait;
+    uint64_t                   tcp_resent;     /* segments sent again */
     wgc_mem_t                  mem;            /* lwIP's heap */
     uint32_t                   nlistens;
     ngx_wgconn_listen_stat_t   listens[NGX_WGCONN_MAX_LISTEN];
@@ -151,7 +152,8 @@ ngx_wgconn_status_publish(ngx_wgconn_conf_t *wcf, wg_device_t *dev,
     st->listen_port = (uint32_t) wcf->listen_port;
     st->dev = *wg_device_stats(dev);
     st->flows = flows;
-    ngx_wgconn_netstack_tcp_counts(&st->tcp_active, &st->tcp_time_wait);
+    ngx_wgconn_netstack_tcp_counts(&st->tcp_active, &st->tcp_time_wait,
+                                   &st->tcp_resent);
     st->mem = wgc_mem;
     st->npeers = (uint32_t) npeers;
     st->nlistens = (uint32_t) ngx_wgconn_inbound_stats(st->listens,
@@ -255,12 +257,14 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
                      "updated %T s ago\n"
                      "flows: %uL\n"
                      "tcp: %uL connections, %uL in time-wait\n"
+                     "tcp resent: %uL segments\n"
                      "memory: %uz bytes of %uz, peak %uz, "
                      "%ul segments dropped, %ul allocations refused\n"
                      "rx: %uL packets, %uL bytes\n"
                      "tx: %uL packets, %uL bytes\n",
                      &b64, copy->listen_port, copy->pid, now - copy->updated,
                      copy->flows, copy->tcp_active, copy->tcp_time_wait,
+                     copy->tcp_resent,
                      copy->mem.used, copy->mem.limit, copy->mem.peak,
                      copy->mem.dropped, copy->mem.refused,
                      copy->dev.rx_packets, copy->dev.rx_bytes,

@@ -220,6 +220,12 @@ def test_transfer_under_loss(proxied, tmp_path):
     _download(ov, 32 << 20, timeout=120)
     _upload(ov, tmp_path, 32 << 20, timeout=120)
 
+    # what lwIP sent again shows in the status (the upload lost ~3%)
+    def resent():
+        m = re.search(r"^tcp resent: (\d+) segments$", status(ov), re.M)
+        return int(m.group(1)) if m else -1
+    nsmod.wait_until(lambda: resent() > 0, 5, what="resent segments counted")
+
 
 def test_websocket_through_proxy(proxied):
     ov, n = proxied

@@ -394,7 +394,7 @@ net_snap() {  # file
 # what the test lost, from net_snap before it: datagrams the UDP sockets
 # received and dropped for a full buffer (the WireGuard sockets: ours,
 # wireguard-go's), and TCP segments the kernel resent (the peer's, and the
-# node's in the wg-* rows; lwIP's are not counted)
+# node's in the wg-* rows; lwIP's: the `tcp resent` line of wgconn_status)
 net_loss() {  # -> "udp in/dropped node=N/N peer=N/N; tcp resent node=N peer=N"
     net_snap "$WORK/net.b"
     python3 - "$WORK/net.a" "$WORK/net.b" $NS_N <<'PY'

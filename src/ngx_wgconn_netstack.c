@@ -155,7 +155,7 @@ ngx_wgconn_netstack_done(void)
 }
 
 
-/* for the status page, once a second: lwIP keeps no counts of its own */
+/* for the status page, once a second: lwIP counts only what it resent */
 
 void
 ngx_wgconn_netstack_tcp_counts(uint64_t *active, uint64_t *time_wait,

@@ -479,6 +479,15 @@ print("%.0f %.2f %.2f" % (float(rps.group(1)) if rps else 0,
 }
 
 declare -A R
+
+# a bulk test of measure()'s row: Mbit/s in R[row,test], what it lost in
+# R[row,l-test]
+bulk() {  # test streams reverse
+    net_snap "$WORK/net.a"
+    R[$row,$1]=$(iperf "$2" "$3")
+    R[$row,l-$1]=$(net_loss)
+}
+
 measure() {  # row
     local row=$LAYOUT/$1
     ROW=$1
@@ -494,14 +503,10 @@ measure() {  # row
         client_out
         [[ $t == i* ]] && client_in
         case $t in
-            up1) net_snap "$WORK/net.a"; R[$row,up1]=$(iperf 1 "")
-                 R[$row,l-up1]=$(net_loss) ;;
-            down1) net_snap "$WORK/net.a"; R[$row,down1]=$(iperf 1 -R)
-                   R[$row,l-down1]=$(net_loss) ;;
-            up4) net_snap "$WORK/net.a"; R[$row,up4]=$(iperf 4 "")
-                 R[$row,l-up4]=$(net_loss) ;;
-            down4) net_snap "$WORK/net.a"; R[$row,down4]=$(iperf 4 -R)
-                   R[$row,l-down4]=$(net_loss) ;;
+            up1) bulk up1 1 "" ;;
+            down1) bulk down1 1 -R ;;
+            up4) bulk up4 4 "" ;;
+            down4) bulk down4 4 -R ;;
             rps) read -r R[$row,rps] R[$row,p50] R[$row,p99] <<<"$(wrk_run)"
                  R[$row,cpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                "${R[$row,rps]}") ;;
@@ -509,10 +514,8 @@ measure() {  # row
                       <<<"$(wrk_run /close)"
                   R[$row,ccpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                  "${R[$row,rpsc]}") ;;
-            iup1) net_snap "$WORK/net.a"; R[$row,iup1]=$(iperf 1 "")
-                  R[$row,l-iup1]=$(net_loss) ;;
-            idown1) net_snap "$WORK/net.a"; R[$row,idown1]=$(iperf 1 -R)
-                    R[$row,l-idown1]=$(net_loss) ;;
+            iup1) bulk iup1 1 "" ;;
+            idown1) bulk idown1 1 -R ;;
             irps) read -r R[$row,irps] R[$row,ip50] R[$row,ip99] <<<"$(wrk_run)"
                   R[$row,icpu]=$(cpu_per_request "$WORK/cpu.a" "$WORK/cpu.b" \
                                  "${R[$row,irps]}") ;;

@@ -162,6 +162,11 @@ lu_input(const u8_t *data, size_t len)
     struct pbuf  *p;
 
     p = pbuf_alloc(PBUF_RAW, (u16_t) len, PBUF_RAM);
+    if (p == NULL) {
+        /* at the heap's limit: dropped, as the engine drops it */
+        return;
+    }
+
     memcpy(p->payload, data, len);
 
     if (lu_netif.input(p, &lu_netif) != ERR_OK) {
@@ -1192,6 +1197,78 @@ lu_tcp_memory(void)
 
 
 /*
+ * Timers at the heap's limit.  lwIP frees a timer's timeout before its
+ * handler runs and allocates it again after: what the handler keeps in
+ * between (a segment queued, here a poll callback that takes all the room
+ * left) made the allocation fail an assertion, and the engine aborted
+ * (found by fuzz/fuzz_lwip_input).  With the timeouts kept apart from the
+ * heap (patches/lwip-timeouts-static.patch) the timers run on.
+ */
+
+static void  *lu_hog;
+
+
+static err_t
+lu_poll_hog(void *arg, struct tcp_pcb *pcb)
+{
+    size_t  room;
+
+    room = wgc_mem.limit - wgc_mem.used;
+
+    /* leaves 25-40 bytes: malloc rounds up to 16, with 8 of its own */
+    if (lu_hog == NULL && room > 64) {
+        lu_hog = mem_malloc((mem_size_t) (room - 40));
+    }
+
+    return ERR_OK;
+}
+
+
+static void
+lu_timers_at_limit(void)
+{
+    int              i;
+    struct tcp_pcb  *pcb;
+
+    wgt_section("lwIP's timers at the heap's limit");
+
+    pcb = lu_connect();
+    tcp_poll(pcb, lu_poll_hog, 1);
+
+    wgc_mem.limit = wgc_mem.used + 4096;
+    wgc_mem.refused = 0;
+
+    for (i = 0; i < 40; i++) {
+        lu_now += TCP_TMR_INTERVAL;
+        sys_check_timeouts();
+    }
+
+    CHECK(lu_hog != NULL && wgc_mem.limit - wgc_mem.used < 48,
+          "a timer's handler took the heap to its limit");
+    CHECK(1, "the timers ran on at the limit");
+
+    mem_free(lu_hog);
+    lu_hog = NULL;
+    wgc_mem.limit = 0;
+    tcp_poll(pcb, NULL, 0);
+
+    /* data the peer does not acknowledge: the TCP timer sends it again */
+    (void) tcp_write(pcb, "request", 7, TCP_WRITE_FLAG_COPY);
+    tcp_output(pcb);
+    pcb->nrtx = 0;
+
+    for (i = 0; i < 80 && pcb->nrtx == 0; i++) {
+        lu_now += TCP_TMR_INTERVAL;
+        sys_check_timeouts();
+    }
+
+    CHECK(pcb->nrtx > 0, "the TCP timer still runs");
+
+    tcp_abort(pcb);
+}
+
+
+/*
  * The receive window's tuning (src/arch/rcvwnd.h), with the test as a
  * sender that sends, each round trip of rtt us, all the announced window
  * lets it, up to rate bytes (0: no limit): rounds of it, then the window
@@ -1339,6 +1416,7 @@ main(void)
     lu_tcp_demux();
     lu_tcp_time_wait();
     lu_tcp_memory();
+    lu_timers_at_limit();
     lu_tcp_rcvwnd();
     lu_chksum();
 

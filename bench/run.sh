@@ -44,13 +44,19 @@
 # BENCH_TESTS (default "up1 down1 up4 down4 rps rpsc iup1 idown1 irps"), BENCH_OUT (also write
 # the table there), BENCH_KEEP=1 (keep the work directory with the logs),
 # BENCH_HOOK (a command run in the background before each row's tests, with
-# NS_N, NS_P, WORK, N, ROW and LAYOUT set: tcpdump, nstat, perf).
+# NS_N, NS_P, WORK, N, ROW and LAYOUT set: tcpdump, nstat, perf),
+# BENCH_ROUNDS (default 1: run all layouts and rows that many times over;
+# the tables then give each cell's median, and each ratio as the median of
+# the ratios within a round with their range below it, since this
+# machine's speed drifts over minutes and rows of one round ran close
+# together).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 T=${BENCH_SECONDS:-5}
 WORKERS=${BENCH_WORKERS:-1}
 CONNS=${BENCH_CONNS:-64}
+ROUNDS=${BENCH_ROUNDS:-1}
 ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current"}
 LAYOUTS=${BENCH_LAYOUTS:-"split shared"}
 TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps rpsc iup1 idown1 irps"}
@@ -489,7 +495,7 @@ bulk() {  # test streams reverse
 }
 
 measure() {  # row
-    local row=$LAYOUT/$1
+    local row=$ROUND/$LAYOUT/$1
     ROW=$1
     pin_all
     warm || log "$row: warm-up request failed"
@@ -540,7 +546,8 @@ peer_set() {  # debian|current
     peer_impl=$1
 }
 
-log "namespaces $NS_N/$NS_P, ${T}s per test, $WORKERS nginx worker(s), rows: $ROWS, layouts: $LAYOUTS"
+log "namespaces $NS_N/$NS_P, ${T}s per test, $WORKERS nginx worker(s), rows: $ROWS, layouts: $LAYOUTS, rounds: $ROUNDS"
+for ROUND in $(seq "$ROUNDS"); do
 for LAYOUT in $LAYOUTS; do
 # a peer started in the other layout keeps the CPU count its runtime saw
 [ -n "$peer_impl" ] && wg_stop $NS_P wgb${N}p
@@ -570,16 +577,25 @@ for row in $ROWS; do
     esac
 done
 done
+done
 
 # -- table ---------------------------------------------------------------------
+# the rounds' values of one cell, "-" where a round has none
+cells() {  # row col
+    local r
+    for r in $(seq "$ROUNDS"); do printf '%s ' "${R[$r/$LAYOUT/$1,$2]:--}"; done
+}
+
 table() {  # cols...
     local row c
     printf '%-13s' row
-    for c in "$@"; do printf ' %8s' "$c"; done
+    for c in "$@"; do printf ' %9s' "$c"; done
     echo
     for row in $ROWS; do
         printf '%-13s' "$row"
-        for c in "$@"; do printf ' %8s' "${R[$LAYOUT/$row,$c]:--}"; done
+        for c in "$@"; do
+            median "$(cells "$row" "$c")"
+        done
         echo
     done
     echo
@@ -587,27 +603,51 @@ table() {  # cols...
     for pair in "ours-debian wg-debian" "ours-current wg-current" \
                 "ours-debian plain" "ours-current plain"; do
         set -- $pair "$@"
-        local a=$1 b=$2
+        local a=$1 b=$2 line range=
         shift 2
         [[ " $ROWS " == *" $a "* && " $ROWS " == *" $b "* ]] || continue
         printf '%-13s' "/$b"
         for c in "$@"; do
-            python3 -c '
-import sys
-a, b, inv = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-try:
-    a, b = float(a), float(b)
-    r = (b / a) if inv else (a / b)
-    print(" %8.2f" % r, end="")
-except Exception:
-    print(" %8s" % "-", end="")' "${R[$LAYOUT/$a,$c]:-}" "${R[$LAYOUT/$b,$c]:-}" \
-                $([[ $c == p* || $c == ip* ]] && echo 1 || echo 0)
+            line=$(ratio "$(cells "$a" "$c")" "$(cells "$b" "$c")" \
+                   $([[ $c == p* || $c == ip* ]] && echo 1 || echo 0))
+            printf '%s' "${line%|*}"
+            range+=${line#*|}
         done
         echo "   ($a)"
+        [ "$ROUNDS" -gt 1 ] && printf '%-13s%s\n' "  range" "$range"
     done
 }
 
+# a cell: the median of its rounds
+median() {  # "values"
+    python3 -c '
+import sys, statistics
+v = [float(x) for x in sys.argv[1].split() if x != "-"]
+print(" %9s" % (("%.2f" % statistics.median(v)).rstrip("0").rstrip(".")
+                if v else "-"), end="")' "$1"
+}
+
+# "median|min-max" of the ratios of two rows' cells, round by round
+ratio() {  # "a values" "b values" inverse
+    python3 -c '
+import sys, statistics
+a, b, inv = sys.argv[1].split(), sys.argv[2].split(), sys.argv[3] == "1"
+r = []
+for x, y in zip(a, b):
+    try:
+        x, y = float(x), float(y)
+        r.append(y / x if inv else x / y)
+    except (ValueError, ZeroDivisionError):
+        pass
+if r:
+    print(" %9.2f| %9s" % (statistics.median(r),
+                           "%.2f-%.2f" % (min(r), max(r))), end="")
+else:
+    print(" %9s| %9s" % ("-", "-"), end="")' "$1" "$2" "$3"
+}
+
 tables() {
+    local r k row t
     for LAYOUT in $LAYOUTS; do
         if [ "$LAYOUT" = split ]; then
             echo "== layout split: node on CPUs $(cpus "$NS_N"), peer on CPUs $(cpus "$NS_P")"
@@ -626,19 +666,27 @@ tables() {
         echo
         echo "CPU per request (us; idle: what the CPUs left unused) in the"
         echo "small-response tests, outbound (rps, rpsc) and inbound (irps)"
-        for row in $ROWS; do
-            [ -n "${R[$LAYOUT/$row,cpu]:-}${R[$LAYOUT/$row,ccpu]:-}${R[$LAYOUT/$row,icpu]:-}" ] || continue
-            printf '%-13s rps:  %s\n' "$row" "${R[$LAYOUT/$row,cpu]:--}"
-            printf '%-13s rpsc: %s\n' "" "${R[$LAYOUT/$row,ccpu]:--}"
-            printf '%-13s irps: %s\n' "" "${R[$LAYOUT/$row,icpu]:--}"
+        for r in $(seq "$ROUNDS"); do
+            [ "$ROUNDS" -gt 1 ] && echo "round $r"
+            for row in $ROWS; do
+                k=$r/$LAYOUT/$row
+                [ -n "${R[$k,cpu]:-}${R[$k,ccpu]:-}${R[$k,icpu]:-}" ] || continue
+                printf '%-13s rps:  %s\n' "$row" "${R[$k,cpu]:--}"
+                printf '%-13s rpsc: %s\n' "" "${R[$k,ccpu]:--}"
+                printf '%-13s irps: %s\n' "" "${R[$k,icpu]:--}"
+            done
         done
         echo
         echo "losses in the bulk tests (datagrams the WireGuard sockets"
         echo "received and dropped; segments the kernels' TCP resent)"
-        for row in $ROWS; do
-            for t in up1 down1 up4 down4 iup1 idown1; do
-                [ -n "${R[$LAYOUT/$row,l-$t]:-}" ] || continue
-                printf '%-13s %-7s %s\n' "$row" "$t:" "${R[$LAYOUT/$row,l-$t]}"
+        for r in $(seq "$ROUNDS"); do
+            [ "$ROUNDS" -gt 1 ] && echo "round $r"
+            for row in $ROWS; do
+                k=$r/$LAYOUT/$row
+                for t in up1 down1 up4 down4 iup1 idown1; do
+                    [ -n "${R[$k,l-$t]:-}" ] || continue
+                    printf '%-13s %-7s %s\n' "$row" "$t:" "${R[$k,l-$t]}"
+                done
             done
         done
         echo

@@ -373,6 +373,7 @@ lu_reass(const char *family, void (*frag)(u32_t id, u16_t off))
 static u32_t   lu_iss;
 static u16_t   lu_lport;
 static u16_t   lu_opt_mss = LU_MSS;     /* in the options of a SYN */
+static u16_t   lu_wnd = 0xffff;         /* << 7 after the SYN */
 
 
 static void
@@ -431,8 +432,8 @@ lu_peer_segment(u8_t flags, u32_t seq, u32_t ack, const u32_t *sack,
     t[10] = (u8_t) (ack >> 8); t[11] = (u8_t) ack;
     t[12] = (u8_t) ((5 + olen / 4) << 4);
     t[13] = flags;
-    t[14] = 0xff;                /* window 65535 << 7: never the limit */
-    t[15] = 0xff;
+    t[14] = (u8_t) (lu_wnd >> 8);   /* by default never the limit */
+    t[15] = (u8_t) lu_wnd;
 
     lu_input(b, 40 + olen + dlen);
 }
@@ -738,6 +739,50 @@ lu_tcp_mss_syn_only(void)
     /* aborted here before */
     (void) tcp_write(pcb, data, 100, TCP_WRITE_FLAG_COPY);
     CHECK(pcb->unsent != NULL, "data queued after it");
+
+    tcp_abort(pcb);
+}
+
+
+/*
+ * tcp_write() sizes segments by half the largest window the peer offered,
+ * or by the MSS while that half is 0.  A segment queued under a SYN-ACK's
+ * window of 1 was then longer than what a later window of 1280 allows, and
+ * the next tcp_write() tripped "mss_local is too small", which aborts the
+ * engine (patches/lwip-tcp-write-mss.patch; the fuzzer found it).
+ */
+
+static void
+lu_tcp_write_wnd_grows(void)
+{
+    struct tcp_pcb  *pcb;
+    struct tcp_seg  *seg;
+    static u8_t      data[4000];
+    int              longest;
+
+    wgt_section("TCP window grows past two segments after data was queued");
+
+    lu_wnd = 1;
+    pcb = lu_connect();
+
+    /* 1240 + 1240 + 700, all unsent behind a window of 1 */
+    (void) tcp_write(pcb, data, 2 * LU_MSS + 700, TCP_WRITE_FLAG_COPY);
+
+    lu_wnd = 10;                 /* 1280 */
+    lu_peer_segment(0x10, 1001, 0, NULL, 0, 0, 0);
+    lu_wnd = 0xffff;
+
+    /* aborted here before */
+    CHECK(tcp_write(pcb, data, 100, TCP_WRITE_FLAG_COPY) == ERR_OK,
+          "data queued after a segment longer than the new window allows");
+
+    longest = 0;
+    for (seg = pcb->unsent; seg != NULL; seg = seg->next) {
+        longest = LWIP_MAX(longest, seg->len);
+    }
+
+    CHECK(pcb->unsent != NULL && longest <= pcb->mss,
+          "no queued segment is longer than the MSS");
 
     tcp_abort(pcb);
 }
@@ -1412,6 +1457,7 @@ main(void)
     lu_tcp_recovery();
     lu_tcp_ooseq_limit();
     lu_tcp_mss_syn_only();
+    lu_tcp_write_wnd_grows();
     lu_tcp_connected_ack();
     lu_tcp_demux();
     lu_tcp_time_wait();

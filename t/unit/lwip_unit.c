@@ -1269,6 +1269,96 @@ lu_poll_hog(void *arg, struct tcp_pcb *pcb)
 }
 
 
+/*
+ * A SYN the peer does not answer is resent after 1, 2, 4 ... 64 s, as
+ * Linux does (127 s in all, past nginx's proxy_connect_timeout), and the
+ * connection then fails with ERR_TIMEOUT; once a resent SYN is answered,
+ * data starts with an RTO of 3 s (RFC 6298 5.7).
+ */
+
+static err_t  lu_syn_err = ERR_OK;
+
+
+static void
+lu_syn_err_cb(void *arg, err_t err)
+{
+    lu_syn_err = err;
+}
+
+
+static void
+lu_tcp_syn_backoff(void)
+{
+    u32_t            t0, sent[16];
+    size_t           n, i;
+    ip_addr_t        peer;
+    struct tcp_pcb  *pcb;
+
+    wgt_section("TCP SYN retransmission");
+
+    IP_ADDR4(&peer, 100, 64, 0, 2);
+    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+    tcp_err(pcb, lu_syn_err_cb);
+    lu_nsent = 0;
+    lu_syn_err = ERR_OK;
+    CHECK(tcp_connect(pcb, &peer, 80, NULL) == ERR_OK && lu_nsent == 1,
+          "SYN sent");
+
+    t0 = lu_now;
+    n = 0;
+
+    while (lu_syn_err == ERR_OK && lu_now - t0 < 200000) {
+        lu_now += TCP_TMR_INTERVAL;
+        sys_check_timeouts();
+
+        while (n + 1 < lu_nsent && n < 16) {
+            sent[n++] = lu_now - t0;
+        }
+    }
+
+    CHECK(n == TCP_SYNMAXRTX, "the SYN resent TCP_SYNMAXRTX times");
+
+    for (i = 0; i < n; i++) {
+        /* 1, 3, 7 ... 127 s after the first, within a timer tick */
+        if (sent[i] < (2000U << i) - 1000 - 2 * TCP_SLOW_INTERVAL
+            || sent[i] > (2000U << i) - 1000 + 2 * TCP_SLOW_INTERVAL)
+        {
+            break;
+        }
+    }
+
+    if (i < n) {
+        printf("    resend %u at %u ms\n", (unsigned) i, (unsigned) sent[i]);
+    }
+
+    CHECK(i == n, "resent after 1, 2, 4 ... s");
+    CHECK(lu_syn_err == ERR_TIMEOUT
+          && lu_now - t0 >= 127000 - 2 * TCP_SLOW_INTERVAL
+          && lu_now - t0 <= 127000 + 2 * TCP_SLOW_INTERVAL,
+          "given up with ERR_TIMEOUT after 127 s");
+
+    /* answered after two resends: the backed-off RTO does not stay */
+    pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+    lu_nsent = 0;
+    (void) tcp_connect(pcb, &peer, 80, NULL);
+    lu_iss = lu_sent[0].seq;
+    lu_lport = pcb->local_port;
+
+    while (lu_nsent < 3) {
+        lu_now += TCP_TMR_INTERVAL;
+        sys_check_timeouts();
+    }
+
+    CHECK(pcb->rto >= 4000 / TCP_SLOW_INTERVAL, "RTO backed off to 4 s");
+    lu_peer_segment(0x12, 1000, 0, NULL, 0, 1, 0);
+    CHECK(pcb->state == ESTABLISHED && pcb->nrtx == 0
+          && pcb->rto == 3000 / TCP_SLOW_INTERVAL,
+          "established with an RTO of 3 s");
+
+    tcp_abort(pcb);
+}
+
+
 static void
 lu_timers_at_limit(void)
 {
@@ -1462,6 +1552,7 @@ main(void)
     lu_tcp_demux();
     lu_tcp_time_wait();
     lu_tcp_memory();
+    lu_tcp_syn_backoff();
     lu_timers_at_limit();
     lu_tcp_rcvwnd();
     lu_chksum();

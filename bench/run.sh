@@ -18,6 +18,10 @@
 #   ours-debian  nginx + ngx_wgconn -> peer (Debian's wireguard-go)
 #   wg-current   as wg-debian with the current wireguard-go on both sides
 #   ours-current nginx + ngx_wgconn -> peer (current wireguard-go)
+#   ours-ours    nginx + ngx_wgconn -> peer: a second nginx + ngx_wgconn
+#                answering on its overlay address, no TUN device and no
+#                wireguard-go (outbound tests only; iperf3 reaches the peer's
+#                server through that nginx's stream proxy)
 #
 # Tests per row, outbound (clients on the node's loopback, nginx proxies
 # into the overlay): iperf3 through nginx `stream { proxy_pass PEER:5201; }`,
@@ -40,7 +44,8 @@
 #
 # Environment: BENCH_SECONDS (per test, default 5), BENCH_WORKERS (nginx
 # worker_processes, default 1), BENCH_CONNS (wrk connections, default 64),
-# BENCH_ROWS (default "plain wg-debian ours-debian wg-current ours-current"),
+# BENCH_ROWS (default "plain wg-debian ours-debian wg-current ours-current
+# ours-ours"),
 # BENCH_TESTS (default "up1 down1 up4 down4 rps rpsc iup1 idown1 irps"), BENCH_OUT (also write
 # the table there), BENCH_KEEP=1 (keep the work directory with the logs),
 # BENCH_HOOK (a command run in the background before each row's tests, with
@@ -57,7 +62,7 @@ T=${BENCH_SECONDS:-5}
 WORKERS=${BENCH_WORKERS:-1}
 CONNS=${BENCH_CONNS:-64}
 ROUNDS=${BENCH_ROUNDS:-1}
-ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current"}
+ROWS=${BENCH_ROWS:-"plain wg-debian ours-debian wg-current ours-current ours-ours"}
 LAYOUTS=${BENCH_LAYOUTS:-"split shared"}
 TESTS=${BENCH_TESTS:-"up1 down1 up4 down4 rps rpsc iup1 idown1 irps"}
 MODULE=${WGC_MODULE:-$top/build/ngx_wgconn_module.so}
@@ -311,8 +316,10 @@ EOF
         || die "nginx ($row) not listening"
 }
 
-node_nginx_stop() {
-    local d=$WORK/node-nginx-$1 pid
+node_nginx_stop() { nginx_stop "$WORK/node-nginx-$1"; }
+
+nginx_stop() {  # prefix
+    local d=$1 pid
     pid=$(cat "$d/logs/nginx.pid" 2>/dev/null) || return 0
     kill -QUIT "$pid" 2>/dev/null || true
     wait_for 100 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
@@ -434,7 +441,7 @@ def load(f):
         ns, t, cmd = w[0], int(w[1]), " ".join(w[3:])
         side = "node" if ns == ns_n else "peer"
         if "wgconn engine" in cmd:
-            k = "engine"
+            k = "engine" if side == "node" else "peer-engine"
         elif "nginx" in cmd:
             k = side + "-nginx"
         elif "wireguard-go" in cmd:
@@ -454,7 +461,7 @@ secs = db["time"][1] - da["time"][1]
 rps, hz = float(rps), float(hz)
 if rps > 0:
     order = ["node-nginx", "engine", "node-wg", "wrk", "peer-wg",
-             "peer-nginx", "idle"]
+             "peer-engine", "peer-nginx", "idle"]
     print(" ".join("%s=%.1f" % (k, per[k] / hz / secs / rps * 1e6)
                    for k in order if k in per))
 PY
@@ -506,6 +513,8 @@ measure() {  # row
         sleep 0.5
     fi
     for t in $TESTS; do
+        # the inbound clients need a TUN device on the peer
+        [[ $t == i* && $1 == ours-ours ]] && continue
         client_out
         [[ $t == i* ]] && client_in
         case $t in
@@ -535,14 +544,66 @@ measure() {  # row
         "${R[$row,irps]:--} req/s p50 ${R[$row,ip50]:--} ms"
 }
 
+# the peer as an nginx of its own with ngx_wgconn (row ours-ours): it
+# answers on its overlay address itself, as the peer's plain nginx does
+# behind the TUN device, and passes iperf3 on to the server on its loopback
+peer_ours_start() {
+    local d=$WORK/peer-ours
+    mkdir -p "$d/logs" "$d/tmp"
+    chmod 755 "$d"
+    cat > "$d/nginx.conf" <<EOF
+$stream_load
+load_module $MODULE;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 8192; }
+wgconn {
+    private_key_file $WORK/peer.key;
+    address $PEER_OV/32;
+    listen_port 51820;
+    mtu $MTU;
+    peer $NODE_PUB { allowed_ips $NODE_OV/32; endpoint $U_N:51820; name node; }
+}
+http {
+    access_log off;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp;
+    scgi_temp_path tmp;
+    keepalive_requests 1000000;
+    server { wgconn_listen 80; location / { return 200 "ok\n"; } }
+}
+stream {
+    server { wgconn_listen 5201; proxy_pass 127.0.0.1:5201; }
+}
+EOF
+    nsx $NS_P nginx -p "$d" -c nginx.conf \
+        || die "the peer's nginx (ours) failed to start: $(tail -5 "$d/logs/error.log")"
+}
+
 peer_impl=
-peer_set() {  # debian|current
+peer_stop() {
+    case $peer_impl in
+        "") ;;
+        ours) nginx_stop "$WORK/peer-ours" ;;
+        *) wg_stop $NS_P wgb${N}p ;;
+    esac
+    peer_impl=
+}
+
+peer_set() {  # debian|current|ours
     [ "$peer_impl" = "$1" ] && return
-    [ -n "$peer_impl" ] && wg_stop $NS_P wgb${N}p
-    local bin=$WG_DEBIAN
-    [ "$1" = current ] && bin=$WG_CURRENT
-    wg_start $NS_P wgb${N}p $bin $PEER_OV "$WORK/peer.key" "$NODE_PUB" \
-        $NODE_OV $U_N
+    peer_stop
+    if [ "$1" = ours ]; then
+        peer_ours_start
+    else
+        local bin=$WG_DEBIAN
+        [ "$1" = current ] && bin=$WG_CURRENT
+        wg_start $NS_P wgb${N}p $bin $PEER_OV "$WORK/peer.key" "$NODE_PUB" \
+            $NODE_OV $U_N
+    fi
     peer_impl=$1
 }
 
@@ -550,8 +611,7 @@ log "namespaces $NS_N/$NS_P, ${T}s per test, $WORKERS nginx worker(s), rows: $RO
 for ROUND in $(seq "$ROUNDS"); do
 for LAYOUT in $LAYOUTS; do
 # a peer started in the other layout keeps the CPU count its runtime saw
-[ -n "$peer_impl" ] && wg_stop $NS_P wgb${N}p
-peer_impl=
+peer_stop
 for row in $ROWS; do
     case $row in
         plain)
@@ -568,7 +628,7 @@ for row in $ROWS; do
             measure $row
             node_nginx_stop $row
             wg_stop $NS_N wgb${N}n ;;
-        ours-debian|ours-current)
+        ours-debian|ours-current|ours-ours)
             peer_set ${row#ours-}
             node_nginx_start $row $PEER_OV
             measure $row
@@ -601,7 +661,7 @@ table() {  # cols...
     echo
     echo "ratios (ours / baseline; latency: baseline / ours, higher is better)"
     for pair in "ours-debian wg-debian" "ours-current wg-current" \
-                "ours-debian plain" "ours-current plain"; do
+                "ours-debian plain" "ours-current plain" "ours-ours plain"; do
         set -- $pair "$@"
         local a=$1 b=$2 line range=
         shift 2
@@ -614,7 +674,7 @@ table() {  # cols...
             range+=${line#*|}
         done
         echo "   ($a)"
-        [ "$ROUNDS" -gt 1 ] && printf '%-13s%s\n' "  range" "$range"
+        if [ "$ROUNDS" -gt 1 ]; then printf '%-13s%s\n' "  range" "$range"; fi
     done
 }
 
@@ -667,7 +727,7 @@ tables() {
         echo "CPU per request (us; idle: what the CPUs left unused) in the"
         echo "small-response tests, outbound (rps, rpsc) and inbound (irps)"
         for r in $(seq "$ROUNDS"); do
-            [ "$ROUNDS" -gt 1 ] && echo "round $r"
+            if [ "$ROUNDS" -gt 1 ]; then echo "round $r"; fi
             for row in $ROWS; do
                 k=$r/$LAYOUT/$row
                 [ -n "${R[$k,cpu]:-}${R[$k,ccpu]:-}${R[$k,icpu]:-}" ] || continue
@@ -680,7 +740,7 @@ tables() {
         echo "losses in the bulk tests (datagrams the WireGuard sockets"
         echo "received and dropped; segments the kernels' TCP resent)"
         for r in $(seq "$ROUNDS"); do
-            [ "$ROUNDS" -gt 1 ] && echo "round $r"
+            if [ "$ROUNDS" -gt 1 ]; then echo "round $r"; fi
             for row in $ROWS; do
                 k=$r/$LAYOUT/$row
                 for t in up1 down1 up4 down4 iup1 idown1; do

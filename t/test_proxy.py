@@ -591,6 +591,10 @@ server {
     location /silent/ {
         proxy_pass http://100.64.9.1:80/;
     }
+    location /silent-long/ {
+        proxy_connect_timeout 10s;
+        proxy_pass http://100.64.9.1:80/;
+    }
 }
 """
 
@@ -655,6 +659,20 @@ def test_silent_peer_hits_proxy_connect_timeout(failing):
     assert cp.stdout == "504", cp.stderr
     assert "upstream timed out (110: Connection timed out) while " \
         "connecting to upstream" in open(n.error_log).read()
+
+
+def test_long_proxy_connect_timeout_is_nginx_s(failing):
+    """lwIP keeps resending the SYN (1, 2, 4 ... s, as Linux) for longer
+    than a proxy_connect_timeout of 10 s: the timeout is nginx's, not a
+    connection lwIP gave up on first."""
+    ov, n = failing
+    cp = curl(ov.ns_a, url("/silent-long/"), "-o", "/dev/null",
+              "-w", "%{http_code}", timeout=40, check=False)
+    assert cp.stdout == "504", cp.stderr
+    log = open(n.error_log).read()
+    assert "upstream timed out (110: Connection timed out) while " \
+        "connecting to upstream" in log
+    assert "100.64.9.1:80 over the overlay failed" not in log, log[-3000:]
 
 
 # -- status and bad input ------------------------------------------------

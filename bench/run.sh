@@ -201,6 +201,15 @@ NODE_PUB=$(wg pubkey < "$WORK/node.key")
 PEER_PUB=$(wg pubkey < "$WORK/peer.key")
 
 # -- peer services -------------------------------------------------------------
+# what every nginx of the run has in its http block: no logging, temporary
+# files under its prefix, and keepalive connections never closed for a count
+HTTP_COMMON='    access_log off;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp;
+    scgi_temp_path tmp;
+    keepalive_requests 1000000;'
 mkdir -p "$WORK/peer-nginx/logs" "$WORK/peer-nginx/tmp"
 cat > "$WORK/peer-nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -208,13 +217,7 @@ error_log logs/error.log warn;
 pid logs/nginx.pid;
 events { worker_connections 4096; }
 http {
-    access_log off;
-    client_body_temp_path tmp;
-    proxy_temp_path tmp;
-    fastcgi_temp_path tmp;
-    uwsgi_temp_path tmp;
-    scgi_temp_path tmp;
-    keepalive_requests 1000000;
+$HTTP_COMMON
     server { listen 80 reuseport; location / { return 200 "ok\n"; } }
 }
 EOF
@@ -284,13 +287,7 @@ pid logs/nginx.pid;
 events { worker_connections 8192; }
 $wgconn
 http {
-    access_log off;
-    client_body_temp_path tmp;
-    proxy_temp_path tmp;
-    fastcgi_temp_path tmp;
-    uwsgi_temp_path tmp;
-    scgi_temp_path tmp;
-    keepalive_requests 1000000;
+$HTTP_COMMON
     upstream peer_http { server $up:80; keepalive 64; }
     server {
         listen 127.0.0.1:8080;
@@ -566,13 +563,7 @@ wgconn {
     peer $NODE_PUB { allowed_ips $NODE_OV/32; endpoint $U_N:51820; name node; }
 }
 http {
-    access_log off;
-    client_body_temp_path tmp;
-    proxy_temp_path tmp;
-    fastcgi_temp_path tmp;
-    uwsgi_temp_path tmp;
-    scgi_temp_path tmp;
-    keepalive_requests 1000000;
+$HTTP_COMMON
     server { wgconn_listen 80; location / { return 200 "ok\n"; } }
 }
 stream {

@@ -193,6 +193,15 @@ def tmp_workdir(request):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def in_parallel(calls, timeout):
+    """Run each (function, node) at once, each in a thread of its own."""
+    threads = [threading.Thread(target=f, args=(node,)) for f, node in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def hello(ns, node, path="/", timeout=30):
     cp = curl(ns, node.url(path), timeout=timeout, check=False)
     return cp.returncode, cp.stdout, cp.stderr
@@ -248,13 +257,9 @@ def test_transfers_both_ways_at_once(nodes, tmp_path):
         results["up", node.name] = upload_sha256(
             node.ns, node.url("/sha256"), path, timeout=240)
 
-    threads = [threading.Thread(target=f, args=(node,))
-               for f in (down, up) for node in (nodes.a, nodes.b)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
+        in_parallel([(f, node) for f in (down, up)
+                     for node in (nodes.a, nodes.b)], 300)
     finally:
         os.unlink(path)
     want = expected_sha256(size)
@@ -281,12 +286,7 @@ def test_concurrent_requests_both_ways(nodes):
         results[node.name] = http_load(node.ns, "127.0.0.1", PROXY_HTTP,
                                        count=400, concurrency=100,
                                        timeout=90)
-    threads = [threading.Thread(target=load, args=(node,))
-               for node in (nodes.a, nodes.b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    in_parallel([(load, nodes.a), (load, nodes.b)], 120)
     for name, r in results.items():
         assert r["ok"], (name, r, nodes.diagnostics())
     assert len(results) == 2
@@ -320,12 +320,7 @@ def test_transfer_spanning_rekey_both_ways(nodes):
             node.ns, node.url("/bytes/%d" % size), "--limit-rate", "1M",
             timeout=220)
 
-    threads = [threading.Thread(target=down, args=(node,))
-               for node in (nodes.a, nodes.b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(240)
+    in_parallel([(down, nodes.a), (down, nodes.b)], 240)
     want = expected_sha256(size)
     for node in (nodes.a, nodes.b):
         digest, got, rc, err = results[node.name]

@@ -533,7 +533,9 @@ ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err)
 {
     ngx_wgconn_bridge_ans_t  *ans = data;
 
-    ngx_wgconn_bridge_rep_t  rep;
+    ngx_err_t                 serr;
+    ngx_uint_t                level;
+    ngx_wgconn_bridge_rep_t   rep;
 
     if (ans->channel->number == ans->number
         && ans->channel->fd != (ngx_socket_t) -1)
@@ -547,7 +549,14 @@ ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err)
         if (send(ans->channel->fd, &rep, NGX_WGCONN_BRIDGE_REP_HEAD, 0)
             == -1)
         {
-            ngx_log_error(NGX_LOG_ALERT, ans->channel->log, ngx_socket_errno,
+            /*
+             * a worker that exited (a reload) while its connect was still
+             * under way has closed the channel before the engine saw it
+             */
+            serr = ngx_socket_errno;
+            level = (serr == NGX_EPIPE || serr == NGX_ECONNRESET)
+                    ? NGX_LOG_INFO : NGX_LOG_ALERT;
+            ngx_log_error(level, ans->channel->log, serr,
                           "wgconn: bridge send() failed");
         }
     }

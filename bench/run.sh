@@ -404,21 +404,30 @@ net_snap() {  # file
 # what the test lost, from net_snap before it: datagrams the UDP sockets
 # received and dropped for a full buffer (the WireGuard sockets: ours,
 # wireguard-go's), and TCP segments the kernel resent (the peer's, and the
-# node's in the wg-* rows; lwIP's: the `tcp resent` line of wgconn_status)
-net_loss() {  # -> "udp in/dropped node=N/N peer=N/N; tcp resent node=N peer=N"
+# node's in the wg-* rows; lwIP's: the `tcp resent` line of wgconn_status),
+# and how busy each CPU was (in the split layout: which side sets the pace)
+net_loss() {  # -> "udp in/dropped node=N/N peer=N/N; tcp resent node=N peer=N; busy cpu0=N% ..."
     net_snap "$WORK/net.b"
-    python3 - "$WORK/net.a" "$WORK/net.b" $NS_N <<'PY'
+    python3 - "$WORK/net.a" "$WORK/net.b" $NS_N "$WORK/busy.a" "$WORK/busy.b" <<'PY'
 import sys
 def load(f):
     return {(w[0], w[1]): int(w[2]) for w in (l.split() for l in open(f))}
+def cpus(f):
+    return {w[0]: [int(x) for x in w[1:]] for w in (l.split() for l in open(f))}
 a, b, ns_n = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
+ca, cb = cpus(sys.argv[4]), cpus(sys.argv[5])
 def d(side, k):
     return sum(v - a.get(key, 0) for key, v in b.items()
                if key[1] == k and (key[0] == ns_n) == (side == "node"))
-print("udp in/dropped node=%d/%d peer=%d/%d; tcp resent node=%d peer=%d" % (
+def busy(c):
+    t = [y - x for x, y in zip(ca[c], cb[c])]
+    return 100.0 * (1 - (t[3] + t[4]) / sum(t)) if sum(t) else 0
+print("udp in/dropped node=%d/%d peer=%d/%d; tcp resent node=%d peer=%d;"
+      " busy %s" % (
     d("node", "UdpInDatagrams"), d("node", "UdpRcvbufErrors"),
     d("peer", "UdpInDatagrams"), d("peer", "UdpRcvbufErrors"),
-    d("node", "TcpRetransSegs"), d("peer", "TcpRetransSegs")))
+    d("node", "TcpRetransSegs"), d("peer", "TcpRetransSegs"),
+    " ".join("%s=%.0f%%" % (c, busy(c)) for c in sorted(cb) if c in ca)))
 PY
 }
 
@@ -464,6 +473,25 @@ if rps > 0:
 PY
 }
 
+# the peer's share of a request bounds the ratio to plain whatever the
+# node does: "bound 0.65, node adds 10.1, 0.6x allows 2.8"
+node_bound() {  # "plain cpu" "ours cpu"
+    python3 - "$@" <<'PY'
+import sys
+def load(s):
+    return {k: float(v) for k, v in (w.split("=") for w in s.split())}
+p, o = load(sys.argv[1]), load(sys.argv[2])
+node = ("node-nginx", "engine", "idle")
+p_all, o_all = sum(p.values()), sum(o.values())
+p_node = sum(p.get(k, 0) for k in node)
+o_node = sum(o.get(k, 0) for k in node)
+rest = o_all - o_node
+print("bound %.2f, node adds %.1f, 0.6x allows %.1f"
+      % (p_all / (rest + p_node), o_node - p_node,
+         p_all / 0.6 - rest - p_node))
+PY
+}
+
 wrk_run() {  # [path] -> "rps p50ms p99ms"; the CPU per request in $WORK/cpu-*
     local out sampler w=$((T > 3 ? T - 2 : 1)) path=${1:-/}
     (sleep 1; cpu_snap "$WORK/cpu.a"; sleep $w; cpu_snap "$WORK/cpu.b") &
@@ -493,8 +521,14 @@ declare -A R
 # a bulk test of measure()'s row: Mbit/s in R[row,test], what it lost in
 # R[row,l-test]
 bulk() {  # test streams reverse
+    local sampler w=$((T > 3 ? T - 2 : 1))
     net_snap "$WORK/net.a"
+    # the CPUs' counters inside the measured part of the run (-O 1)
+    (sleep 2; grep '^cpu[0-9]' /proc/stat > "$WORK/busy.a"; sleep $w
+     grep '^cpu[0-9]' /proc/stat > "$WORK/busy.b") &
+    sampler=$!
     R[$row,$1]=$(iperf "$2" "$3")
+    wait $sampler
     R[$row,l-$1]=$(net_loss)
 }
 
@@ -697,6 +731,30 @@ else:
     print(" %9s| %9s" % ("-", "-"), end="")' "$1" "$2" "$3"
 }
 
+bound_table() {
+    local r row k t lines=
+    for r in $(seq "$ROUNDS"); do
+        if [ "$ROUNDS" -gt 1 ]; then lines+="round $r"$'\n'; fi
+        for row in $ROWS; do
+            [[ $row == ours-* ]] || continue
+            k=$r/$LAYOUT/$row
+            for t in cpu ccpu; do
+                [ -n "${R[$k,$t]:-}" ] && [ -n "${R[$r/$LAYOUT/plain,$t]:-}" ] \
+                    || continue
+                lines+=$(printf '%-13s %-5s %s' "$row" \
+                         "$([ $t = cpu ] && echo rps: || echo rpsc:)" \
+                         "$(node_bound "${R[$r/$LAYOUT/plain,$t]}" "${R[$k,$t]}")")
+                lines+=$'\n'
+            done
+        done
+    done
+    [[ $lines == *bound* ]] || return 0
+    echo "the ratio to plain if the node (its nginx, the engine, idle)"
+    echo "cost what plain's does and the rest (wrk, the peer) as measured;"
+    echo "and what the node's overlay may add per request for 0.6x (us)"
+    printf '%s\n' "$lines"
+}
+
 tables() {
     local r k row t
     for LAYOUT in $LAYOUTS; do
@@ -728,6 +786,9 @@ tables() {
             done
         done
         echo
+        # with both sides on the same CPUs, a request's CPU in all sets
+        # the rate; in the split layout the busier side's does
+        [ "$LAYOUT" = shared ] && bound_table
         echo "losses in the bulk tests (datagrams the WireGuard sockets"
         echo "received and dropped; segments the kernels' TCP resent)"
         for r in $(seq "$ROUNDS"); do

@@ -492,9 +492,21 @@ print("bound %.2f, node adds %.1f, 0.6x allows %.1f"
 PY
 }
 
+# two snapshots inside a test of T seconds starting now, in the background
+# ($! is its pid): after skip seconds and a second before the end
+snap_inside() {  # skip command file-a file-b
+    local w=$((T > 3 ? T - 2 : 1))
+    (sleep "$1"; $2 "$3"; sleep $w; $2 "$4") &
+}
+
+# every CPU's time counters, for net_loss's "busy"
+cpu_lines() {  # file
+    grep '^cpu[0-9]' /proc/stat > "$1"
+}
+
 wrk_run() {  # [path] -> "rps p50ms p99ms"; the CPU per request in $WORK/cpu-*
-    local out sampler w=$((T > 3 ? T - 2 : 1)) path=${1:-/}
-    (sleep 1; cpu_snap "$WORK/cpu.a"; sleep $w; cpu_snap "$WORK/cpu.b") &
+    local out sampler path=${1:-/}
+    snap_inside 1 cpu_snap "$WORK/cpu.a" "$WORK/cpu.b"
     sampler=$!
     out=$(nsx $CLI_NS timeout $((T + 20)) wrk -t 2 -c "$CONNS" \
           -d "${T}s" --latency http://$CLI_HOST:$CLI_HTTP$path 2>&1) \
@@ -521,11 +533,10 @@ declare -A R
 # a bulk test of measure()'s row: Mbit/s in R[row,test], what it lost in
 # R[row,l-test]
 bulk() {  # test streams reverse
-    local sampler w=$((T > 3 ? T - 2 : 1))
+    local sampler
     net_snap "$WORK/net.a"
-    # the CPUs' counters inside the measured part of the run (-O 1)
-    (sleep 2; grep '^cpu[0-9]' /proc/stat > "$WORK/busy.a"; sleep $w
-     grep '^cpu[0-9]' /proc/stat > "$WORK/busy.b") &
+    # past the second iperf3 omits (-O 1)
+    snap_inside 2 cpu_lines "$WORK/busy.a" "$WORK/busy.b"
     sampler=$!
     R[$row,$1]=$(iperf "$2" "$3")
     wait $sampler

@@ -91,6 +91,7 @@ static void ngx_wgconn_bridge_engine_read(ngx_event_t *rev);
 static void ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err);
 static void ngx_wgconn_bridge_worker_read(ngx_event_t *rev);
 static void ngx_wgconn_bridge_engine_gone(ngx_connection_t *c);
+static ngx_uint_t ngx_wgconn_bridge_workers_gone(ngx_err_t err);
 
 
 static ngx_wgconn_bridge_t  *ngx_wgconn_bridge;
@@ -464,6 +465,7 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
 {
     int                       fd;
     ssize_t                   n;
+    ngx_err_t                 err;
     ngx_int_t                 rc;
     ngx_uint_t                nfds;
     ngx_connection_t         *c;
@@ -477,15 +479,23 @@ ngx_wgconn_bridge_engine_read(ngx_event_t *rev)
         n = ngx_wgconn_recv_fds(c->fd, &req, sizeof(req), &fd, &nfds);
 
         if (n == -1) {
-            if (ngx_socket_errno != NGX_EAGAIN) {
-                ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
-                              "wgconn: bridge recvmsg() failed");
+            err = ngx_socket_errno;
+
+            if (err == NGX_EAGAIN) {
+                return;
             }
 
-            return;
+            if (!ngx_wgconn_bridge_workers_gone(err)) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, err,
+                              "wgconn: bridge recvmsg() failed");
+                return;
+            }
+
+            ngx_log_error(NGX_LOG_INFO, c->log, err,
+                          "wgconn: bridge recvmsg() failed");
         }
 
-        if (n == 0) {
+        if (n <= 0) {
             /* every worker of that generation has exited */
             ngx_close_connection(c);
             return;
@@ -549,13 +559,10 @@ ngx_wgconn_bridge_answer(void *data, ngx_int_t rc, ngx_err_t err)
         if (send(ans->channel->fd, &rep, NGX_WGCONN_BRIDGE_REP_HEAD, 0)
             == -1)
         {
-            /*
-             * a worker that exited (a reload) while its connect was still
-             * under way has closed the channel before the engine saw it
-             */
+            /* a connect still under way outlived its worker (a reload) */
             serr = ngx_socket_errno;
-            level = (serr == NGX_EPIPE || serr == NGX_ECONNRESET)
-                    ? NGX_LOG_INFO : NGX_LOG_ALERT;
+            level = ngx_wgconn_bridge_workers_gone(serr) ? NGX_LOG_INFO
+                                                         : NGX_LOG_ALERT;
             ngx_log_error(level, ans->channel->log, serr,
                           "wgconn: bridge send() failed");
         }
@@ -721,4 +728,17 @@ ngx_wgconn_recv_fds(ngx_socket_t s, void *buf, size_t len, int *fds,
     }
 
     return n;
+}
+
+
+/*
+ * The workers of a channel's generation have all exited (a reload) and
+ * closed it, with answers of the engine's still unread (ECONNRESET) or
+ * while the engine was sending one (EPIPE): an end of file, not a fault.
+ */
+
+static ngx_uint_t
+ngx_wgconn_bridge_workers_gone(ngx_err_t err)
+{
+    return err == NGX_EPIPE || err == NGX_ECONNRESET;
 }

@@ -174,7 +174,9 @@ fz_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
     }
 
     /* one tuning state for all connections: only numbers, any mix is
-     * fair input; the clock in ms as microseconds, plus the data */
+     * fair input; the clock in ms as microseconds, plus the data; odd
+     * lengths count as data in trains, so both gains are driven */
+    wgc_rcvwnd_arrived(&fz_rcvwnd, p->tot_len & 1);
     fz_rcvwnd_clock += p->tot_len;
     wgc_rcvwnd_taken(&fz_rcvwnd, pcb, p->tot_len,
                      (uint64_t) fz_now * 1000 + fz_rcvwnd_clock);

@@ -176,6 +176,7 @@ void ngx_wgconn_udp_close(ngx_wgconn_udp_t *u);
 void ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
     const u_char *msg, size_t len);
 void ngx_wgconn_udp_unmap(wg_endpoint_t *ep);
+ngx_uint_t ngx_wgconn_udp_train(void);
 
 /* ngx_wgconn_netstack.c: lwIP on one netif */
 void *ngx_wgconn_netstack_netif(void);

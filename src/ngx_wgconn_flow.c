@@ -549,6 +549,8 @@ ngx_wgconn_tcp_recv(void *arg, struct tcp_pcb *tpcb, struct pbuf *p,
         }
 
         flow->pending_last = last;
+
+        wgc_rcvwnd_arrived(&flow->rcvwnd, ngx_wgconn_udp_train() != 0);
     }
 
     /*

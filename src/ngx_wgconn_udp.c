@@ -67,6 +67,10 @@ static void ngx_wgconn_udp_flush(ngx_wgconn_udp_t *u);
 static void ngx_wgconn_udp_sockbuf(ngx_socket_t s, int opt, int force);
 
 
+/* the datagram being input came in a GRO train of several */
+static ngx_uint_t  ngx_wgconn_udp_in_train;
+
+
 ngx_wgconn_udp_t *
 ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port, size_t max_msg,
     ngx_wgconn_udp_recv_pt recv, void *data)
@@ -515,10 +519,14 @@ ngx_wgconn_udp_read(ngx_event_t *rev)
 
             /* a GRO train: datagrams of gso bytes, the last may be shorter */
 
+            ngx_wgconn_udp_in_train = (len > seg);
+
             for (off = 0; off < len; off += seg) {
                 u->recv(u->data, buf + off, ngx_min(seg, len - off),
                         &u->from[i]);
             }
+
+            ngx_wgconn_udp_in_train = 0;
         }
 
         if (n < NGX_WGCONN_UDP_BATCH) {
@@ -528,6 +536,18 @@ ngx_wgconn_udp_read(ngx_event_t *rev)
 
     /* the end of what this read brought in */
     u->recv(u->data, NULL, 0, NULL);
+}
+
+
+/*
+ * The sender handed its kernel a run of datagrams at once (UDP GSO), or
+ * they arrived back to back: the receive window (src/arch/rcvwnd.h) asks.
+ */
+
+ngx_uint_t
+ngx_wgconn_udp_train(void)
+{
+    return ngx_wgconn_udp_in_train;
 }
 
 

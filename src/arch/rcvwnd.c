@@ -60,6 +60,19 @@ wgc_rcvwnd_taken(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, size_t n,
 }
 
 
+/* a segment of data delivered in order; train: it came in a GRO train */
+
+void
+wgc_rcvwnd_arrived(wgc_rcvwnd_t *rw, int train)
+{
+    rw->segs++;
+
+    if (train) {
+        rw->segs_train++;
+    }
+}
+
+
 /*
  * edge: the right edge announced before now.  Data beyond it needs a
  * window announced from now on, which reaches the sender, and its data
@@ -150,6 +163,10 @@ wgc_rcvwnd_rate(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, uint64_t now)
 
     rw->round_start = now;
     rw->round_seq = pcb->rcv_nxt;
+
+    rw->trains = (rw->segs_train > rw->segs / 2);
+    rw->segs = 0;
+    rw->segs_train = 0;
 
     wnd = WGC_RCVWND_GAIN_OF(rw) * LWIP_MAX(rate, rw->rate) * rw->rtt_us
           / 1000000

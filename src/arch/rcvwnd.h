@@ -42,6 +42,15 @@
  *       minimum when the peer's WireGuard waits for a core (the same two
  *       cores): there the current wireguard-go moved 0.6-1.0x as much
  *       with twice.
+ *       Sixteen while most of the data arrives in trains (datagrams its
+ *       kernel took at once, UDP GSO, reach us as one GRO train): such a
+ *       sender sends what it has batched, then waits for a core, so its
+ *       round trips run far above their minimum and four of the smallest
+ *       leave it idle (the current wireguard-go on the same two cores:
+ *       download 2-15% and inbound upload 8-18% more with sixteen).  A
+ *       sender that hands its kernel one datagram at a time, as Debian's
+ *       wireguard-go does, only builds a longer queue in front of its
+ *       pipeline with more (17-25% less with sixteen), and keeps four.
  *       It grows at once and shrinks by what nginx takes (the part not
  *       given back), so that the announced edge never moves back.
  *   Under memory pressure (mem.h) the window shrinks to WGC_MEM_FLOOR.
@@ -59,11 +68,14 @@
 /* samples in a row twice the gain times the round trip: a longer path */
 #define WGC_RCVWND_RTT_LONG_SAMPLES  8
 #define WGC_RCVWND_ROUNDS      2
-/* the window over the rate times the round trip; once data was lost */
+/* the window over the rate times the round trip; once data was lost;
+ * while most of it arrives in trains */
 #define WGC_RCVWND_GAIN        4
 #define WGC_RCVWND_GAIN_LOSS   2
+#define WGC_RCVWND_GAIN_TRAINS 16
 #define WGC_RCVWND_GAIN_OF(rw)                                                \
-    ((rw)->lost ? WGC_RCVWND_GAIN_LOSS : WGC_RCVWND_GAIN)
+    ((rw)->lost ? WGC_RCVWND_GAIN_LOSS                                        \
+                : (rw)->trains ? WGC_RCVWND_GAIN_TRAINS : WGC_RCVWND_GAIN)
 /* above the gain times the rate times the round trip: room for a burst,
  * as Linux keeps */
 #define WGC_RCVWND_SLACK_SEGS  16
@@ -81,7 +93,10 @@ typedef struct {
     uint32_t  round_seq;    /* rcv_nxt then */
     uint64_t  rate;         /* bytes/s of the last interval */
     uint32_t  target;       /* the window wanted; 0: none yet */
+    uint32_t  segs;         /* segments delivered in this interval */
+    uint32_t  segs_train;   /* of them, those that came in a train */
     unsigned  lost:1;       /* data arrived out of order */
+    unsigned  trains:1;     /* most of the last interval's came in trains */
 } wgc_rcvwnd_t;
 
 
@@ -89,6 +104,7 @@ struct tcp_pcb;
 
 void wgc_rcvwnd_taken(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, size_t n,
     uint64_t now);
+void wgc_rcvwnd_arrived(wgc_rcvwnd_t *rw, int train);
 
 
 #endif /* _WGC_ARCH_RCVWND_H_INCLUDED_ */

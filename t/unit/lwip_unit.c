@@ -1414,6 +1414,7 @@ static u32_t         lu_rw_seq;
 static uint64_t      lu_rw_now;
 static int           lu_rw_edge_back;   /* the right edge moved back */
 static int           lu_rw_lost;        /* data sent was not taken in */
+static int           lu_rw_train;       /* it sends in GRO trains */
 
 
 static tcpwnd_size_t
@@ -1437,6 +1438,7 @@ lu_rw_rounds(wgc_rcvwnd_t *rw, struct tcp_pcb *pcb, unsigned rounds,
         while (TCP_SEQ_LT(lu_rw_seq, end)) {
             n = LWIP_MIN(end - lu_rw_seq, LU_MSS);
             lu_peer_segment(0x10, lu_rw_seq, 0, NULL, 0, 0, n);
+            wgc_rcvwnd_arrived(rw, lu_rw_train);
             lu_rw_seq += n;
         }
 
@@ -1498,6 +1500,18 @@ lu_tcp_rcvwnd(void)
     CHECK(wnd >= 400000 && wnd <= 400000 + 17 * LU_MSS,
           "it shrinks to four times the path's bandwidth-delay product");
     CHECK(!rw.lost, "nothing lost yet");
+
+    /* the same path, its data in trains: sixteen times, and back */
+    lu_rw_train = 1;
+    wnd = lu_rw_rounds(&rw, pcb, 60, 1000, 100000);
+    CHECK(rw.trains && wnd >= 1600000 && wnd <= 1600000 + 17 * LU_MSS,
+          "data in trains: sixteen times the bandwidth-delay product");
+    lu_rw_train = 0;
+    wnd = lu_rw_rounds(&rw, pcb, 60, 1000, 100000);
+    CHECK(!rw.trains && wnd >= 400000 && wnd <= 400000 + 17 * LU_MSS,
+          "one by one again: four times");
+    CHECK(!lu_rw_edge_back && !lu_rw_lost,
+          "no edge moved back, nothing lost");
 
     /* a segment lost (the next one arrives first): twice */
     lu_peer_segment(0x10, lu_rw_seq + LU_MSS, 0, NULL, 0, 0, LU_MSS);

@@ -175,6 +175,7 @@ ngx_wgconn_udp_t *ngx_wgconn_udp_open(ngx_cycle_t *cycle, in_port_t port,
 void ngx_wgconn_udp_close(ngx_wgconn_udp_t *u);
 void ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
     const u_char *msg, size_t len);
+u_char *ngx_wgconn_udp_buffer(ngx_wgconn_udp_t *u, size_t len);
 void ngx_wgconn_udp_unmap(wg_endpoint_t *ep);
 ngx_uint_t ngx_wgconn_udp_train(void);
 

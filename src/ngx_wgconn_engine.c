@@ -40,6 +40,8 @@ static void ngx_wgconn_engine_publish(ngx_wgconn_engine_t *eng);
 static void ngx_wgconn_engine_arm(ngx_wgconn_engine_t *eng, uint64_t next);
 static void ngx_wgconn_dev_send(void *ctx, wg_peer_t *peer,
     const wg_endpoint_t *ep, const uint8_t *msg, size_t len);
+static uint8_t *ngx_wgconn_dev_buffer(void *ctx, const wg_endpoint_t *ep,
+    size_t len);
 static void ngx_wgconn_dev_recv(void *ctx, wg_peer_t *peer, uint8_t *pkt,
     size_t len);
 static void ngx_wgconn_dev_event(void *ctx, wg_peer_t *peer, wg_event_t ev);
@@ -103,6 +105,7 @@ ngx_wgconn_engine_start(ngx_cycle_t *cycle, ngx_wgconn_conf_t *wcf)
 
     ops.ctx = eng;
     ops.send = ngx_wgconn_dev_send;
+    ops.buffer = ngx_wgconn_dev_buffer;
     ops.recv = ngx_wgconn_dev_recv;
     ops.event = ngx_wgconn_dev_event;
 
@@ -516,6 +519,15 @@ ngx_wgconn_dev_send(void *ctx, wg_peer_t *peer, const wg_endpoint_t *ep,
     if (eng->udp) {
         ngx_wgconn_udp_send(eng->udp, ep, msg, len);
     }
+}
+
+
+static uint8_t *
+ngx_wgconn_dev_buffer(void *ctx, const wg_endpoint_t *ep, size_t len)
+{
+    ngx_wgconn_engine_t *eng = ctx;
+
+    return eng->udp ? ngx_wgconn_udp_buffer(eng->udp, len) : NULL;
 }
 
 

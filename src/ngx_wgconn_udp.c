@@ -249,7 +249,10 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
         *to = ep->addr.in6;
     }
 
-    ngx_memcpy(u->slots + i * u->slot, msg, len);
+    if (msg != u->slots + i * u->slot) {
+        ngx_memcpy(u->slots + i * u->slot, msg, len);
+    }
+
     u->lens[i] = (uint16_t) len;
     u->count++;
 
@@ -266,6 +269,22 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
         u->flush.posted = 1;
         ngx_queue_insert_head(&ngx_posted_events, &u->flush.queue);
     }
+}
+
+
+/*
+ * The slot the next ngx_wgconn_udp_send() fills: the device seals a data
+ * message there, not in a buffer of its own to be copied.
+ */
+
+u_char *
+ngx_wgconn_udp_buffer(ngx_wgconn_udp_t *u, size_t len)
+{
+    if (u->c == NULL || len > u->slot || u->count == NGX_WGCONN_UDP_RING) {
+        return NULL;
+    }
+
+    return u->slots + (u->head + u->count) % NGX_WGCONN_UDP_RING * u->slot;
 }
 
 

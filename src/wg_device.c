@@ -759,6 +759,7 @@ wg_peer_encrypt_and_send(wg_peer_t *peer, wg_keypair_t *kp,
     const uint8_t *pkt, size_t len, uint64_t now)
 {
     size_t          padded, pad, total;
+    uint8_t        *out;
     wg_device_t    *dev;
     wg_msg_data_t  *hdr;
 
@@ -772,13 +773,24 @@ wg_peer_encrypt_and_send(wg_peer_t *peer, wg_keypair_t *kp,
     }
 
     pad = padded > len ? padded - len : 0;
+    total = WG_MSG_DATA_HEADER_LEN + len + pad + WG_AEAD_TAG_LEN;
 
-    hdr = (wg_msg_data_t *) dev->scratch;
+    out = NULL;
+
+    if (dev->ops.buffer != NULL) {
+        out = dev->ops.buffer(dev->ops.ctx, &peer->endpoint, total);
+    }
+
+    if (out == NULL) {
+        out = dev->scratch;
+    }
+
+    hdr = (wg_msg_data_t *) out;
     hdr->type = htole32(WG_MSG_DATA);
     hdr->receiver_index = htole32(kp->keys.remote_index);
     hdr->counter = htole64(kp->send_counter);
 
-    if (wg_aead_seal(dev->scratch + WG_MSG_DATA_HEADER_LEN, pkt, len, pad,
+    if (wg_aead_seal(out + WG_MSG_DATA_HEADER_LEN, pkt, len, pad,
                      NULL, 0, kp->send_counter, kp->keys.send_key)
         != 0)
     {
@@ -786,9 +798,8 @@ wg_peer_encrypt_and_send(wg_peer_t *peer, wg_keypair_t *kp,
     }
 
     kp->send_counter++;
-    total = WG_MSG_DATA_HEADER_LEN + len + pad + WG_AEAD_TAG_LEN;
 
-    dev->ops.send(dev->ops.ctx, peer, &peer->endpoint, dev->scratch, total);
+    dev->ops.send(dev->ops.ctx, peer, &peer->endpoint, out, total);
 
     dev->stats.tx_packets++;
     dev->stats.tx_bytes += len;

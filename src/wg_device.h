@@ -79,6 +79,13 @@ typedef struct {
                                       const uint8_t *msg, size_t len);
 
     /*
+     * optional: where to build the next message of len bytes to ep, so
+     * that send() takes it without a copy; NULL: the device's own buffer
+     */
+    uint8_t                  *(*buffer)(void *ctx, const wg_endpoint_t *ep,
+                                        size_t len);
+
+    /*
      * deliver one decrypted inner IP packet (already checked against the
      * peer's allowed IPs, padding stripped to the IP total length); the
      * buffer is only valid during the call and may be modified

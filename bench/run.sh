@@ -234,14 +234,25 @@ wait_for 50 ip netns exec $NS_N bash -c 'exec 3<>/dev/tcp/127.0.0.1/5301' \
 declare -A wgpid
 # -- wireguard-go --------------------------------------------------------------
 wg_start() {  # ns ifname binary addr key peerpub peeraddr peerendpoint
-    local ns=$1 ifn=$2 bin=$3 addr=$4 key=$5 ppub=$6 paddr=$7 pep=$8
-    rm -f /var/run/wireguard/$ifn.sock
-    WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
-    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
-        nsx "$ns" "$bin" -f "$ifn" >>"$WORK/$ifn.log" 2>&1 &
-    pids+=($!)
-    wgpid[$ifn]=$!
-    wait_for 100 ip netns exec "$ns" wg show "$ifn" || die "$bin did not start"
+    local ns=$1 ifn=$2 bin=$3 addr=$4 key=$5 ppub=$6 paddr=$7 pep=$8 try said
+    # wireguard-go creates its UAPI socket and then watches it; a start
+    # that lost it in between ("uapi socket" in its log) is tried again,
+    # as t/harness/wgpeer.py does
+    for try in 1 2 3; do
+        rm -f /var/run/wireguard/$ifn.sock
+        echo "==== start $try" >>"$WORK/$ifn.log"
+        WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
+        WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+            nsx "$ns" "$bin" -f "$ifn" >>"$WORK/$ifn.log" 2>&1 &
+        pids+=($!)
+        wgpid[$ifn]=$!
+        wait_for 100 ip netns exec "$ns" wg show "$ifn" && break
+        wg_stop "$ns" "$ifn"
+        said=$(sed -n "/^==== start $try\$/,\$p" "$WORK/$ifn.log")
+        log "$bin did not start (try $try): $(tail -3 <<<"$said")"
+        [ $try != 3 ] && [[ $said == *"uapi socket"* ]] \
+            || die "$bin did not start"
+    done
     ip netns exec "$ns" wg set "$ifn" private-key "$key" listen-port 51820 \
         peer "$ppub" allowed-ips "$paddr/32" endpoint "$pep:51820"
     ip -n "$ns" addr add "$addr/32" dev "$ifn"

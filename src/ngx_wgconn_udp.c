@@ -218,21 +218,20 @@ void
 ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
     const u_char *msg, size_t len)
 {
+    u_char               *slot;
     ngx_uint_t            i;
     struct sockaddr_in6  *to;
 
-    if (u->c == NULL || len > u->slot) {
+    slot = ngx_wgconn_udp_buffer(u, len);
+
+    if (slot == NULL) {
+        /* a full ring is a full link: lose the packet, as a wire would;
+         * so is a packet with no socket or too long for a slot */
         u->tx_dropped++;
         return;
     }
 
-    if (u->count == NGX_WGCONN_UDP_RING) {
-        /* a full ring is a full link: lose the packet, as a wire would */
-        u->tx_dropped++;
-        return;
-    }
-
-    i = (u->head + u->count) % NGX_WGCONN_UDP_RING;
+    i = (slot - u->slots) / u->slot;
     to = &u->to[i];
 
     /* the socket is dual-stack: IPv4 peers are addressed v4-mapped */
@@ -249,8 +248,8 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
         *to = ep->addr.in6;
     }
 
-    if (msg != u->slots + i * u->slot) {
-        ngx_memcpy(u->slots + i * u->slot, msg, len);
+    if (msg != slot) {
+        ngx_memcpy(slot, msg, len);
     }
 
     u->lens[i] = (uint16_t) len;
@@ -274,7 +273,8 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
 
 /*
  * The slot the next ngx_wgconn_udp_send() fills: the device seals a data
- * message there, not in a buffer of its own to be copied.
+ * message there, not in a buffer of its own to be copied.  NULL: the
+ * message cannot be sent (no socket, too long, the ring full).
  */
 
 u_char *

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from harness import netns as nsmod
-from harness.nginx import Nginx, build_conf, line_of
+from harness.nginx import (Nginx, assert_engine_gives_back, build_conf,
+                           line_of)
 from harness.services import (curl, curl_sha256, expected_sha256,
                               http_load, load_while_reloading, nsclient,
                               tcp_echo,
@@ -532,6 +533,22 @@ def test_reload_under_load(overlay, nginx_module):
     assert ov.peer.endpoint_of(ov.node_pub) == node_port_before
     cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
     assert cp.stdout == "hello from peer\n", (cp.stderr, ov.diagnostics())
+    assert_clean(n)
+
+
+def test_reloads_under_load_leak_nothing_in_the_engine(overlay,
+                                                       nginx_module):
+    ov = overlay
+    n = start_nginx(ov, workers=2)
+    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+
+    def load():
+        r = load_while_reloading(n, ov.ns_a, "127.0.0.1", HTTP_PORT,
+                                 count=3000, reloads=4)
+        assert r["ok"], (r, ov.diagnostics())
+
+    assert_engine_gives_back(n, load, workers=2)
+    assert re.search(r"^flows: 0$", status(ov), re.M), status(ov)
     assert_clean(n)
 
 

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from harness import netns as nsmod
-from harness.nginx import build_conf, line_of, wait_log
+from harness.nginx import (assert_engine_gives_back, build_conf, line_of,
+                           wait_log)
 from harness.overlay import NODE_V4, NODE_V6, PEER_V4, PEER_V6
 from harness.wgpeer import genkey
 from harness.services import (PeerServices, curl, expected_sha256,
@@ -307,8 +308,13 @@ def test_reload_changes_overlay_ports(served):
 
 def test_reload_under_inbound_load(served):
     ov, n = served
-    r = load_while_reloading(n, ov.ns_b, NODE_V4, 80)
-    assert r["ok"], (r, ov.diagnostics())
+
+    def load():
+        r = load_while_reloading(n, ov.ns_b, NODE_V4, 80)
+        assert r["ok"], (r, ov.diagnostics())
+
+    # and every accepted flow handed to a worker is given back
+    assert_engine_gives_back(n, load, workers=2)
 
 
 @pytest.mark.parametrize("daemon", [False, True], ids=["fg", "daemon"])

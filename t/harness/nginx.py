@@ -401,6 +401,64 @@ class Nginx:
         self.stop()
 
 
+def _engine_fds(pid):
+    return sorted(os.readlink("/proc/%d/fd/%s" % (pid, f))
+                  for f in os.listdir("/proc/%d/fd" % pid))
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise HarnessError("no VmRSS for %d" % pid)
+
+
+def assert_engine_gives_back(nginx, load, workers, rss_slack_kib=2048,
+                             timeout=30.0):
+    """Runs load() twice (each a burst of connections across reloads).
+    The engine outlives every reload, so once the old workers are gone
+    each generation's channel and each flow's socket pair end must have
+    been closed: after the second load the engine holds as many
+    descriptors as after the first, and its RSS (the first load grew the
+    heaps to their working size) has grown by less than rss_slack_kib."""
+    eng = nginx.engine()
+    if not eng:
+        raise HarnessError("no engine process")
+
+    def settled(n_fds=None):
+        if len(nginx.workers()) != workers:
+            return False
+        return n_fds is None or len(_engine_fds(eng)) == n_fds
+
+    load()
+    wait_until(settled, timeout, interval=0.2, what="old workers gone")
+    # flows of the first load may still be closing: wait for a count that
+    # holds for a second
+    last, since = None, time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        n = len(_engine_fds(eng))
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= 1.0:
+            break
+        time.sleep(0.1)
+    fds, rss = _engine_fds(eng), _rss_kib(eng)
+
+    load()
+    if nginx.engine() != eng:
+        raise AssertionError("the engine was restarted")
+    try:
+        wait_until(lambda: settled(len(fds)), timeout, interval=0.2,
+                   what="the engine's descriptors back to %d" % len(fds))
+    except HarnessError:
+        raise AssertionError("engine descriptors: %r, were %r"
+                             % (_engine_fds(eng), fds))
+    grown = _rss_kib(eng) - rss
+    assert grown < rss_slack_kib, "engine RSS grew by %d KiB" % grown
+
+
 def _kill_leftovers(pids):
     """Workers (or an engine) of a master that died hard must not outlive
     the test."""

@@ -17,7 +17,9 @@ from harness import netns as nsmod
 from harness.nginx import (Nginx, assert_engine_gives_back, build_conf,
                            line_of)
 from harness.services import (curl, curl_sha256, expected_sha256,
-                              http_load, load_while_reloading, nsclient,
+                              finish_background, http_load,
+                              http_load_background, load_while_reloading,
+                              nsclient,
                               tcp_echo,
                               udp_echo, upload_sha256, write_pattern_file,
                               ws_echo)
@@ -543,12 +545,26 @@ def test_reloads_under_load_leak_nothing_in_the_engine(overlay,
     assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
 
     def load():
-        r = load_while_reloading(n, ov.ns_a, "127.0.0.1", HTTP_PORT,
-                                 count=3000, reloads=4)
+        # http keepalive-less requests, and between the reloads stream
+        # TCP and UDP sessions (a UDP flow ends at proxy_timeout, 5 s)
+        p = http_load_background(ov.ns_a, "127.0.0.1", HTTP_PORT,
+                                 path="/small", count=3000, concurrency=20,
+                                 req_timeout=10, timeout=60)
+        try:
+            for _ in range(4):
+                for port in (UDP_PORT, UDP6_PORT):
+                    r = udp_echo(ov.ns_a, "127.0.0.1", port, count=3)
+                    assert r["ok"], (r, ov.diagnostics())
+                r = tcp_echo(ov.ns_a, "127.0.0.1", TCP_PORT, nbytes=1 << 16)
+                assert r["ok"], (r, ov.diagnostics())
+                n.reload(timeout=20)
+        finally:
+            r = finish_background(p, timeout=70)
         assert r["ok"], (r, ov.diagnostics())
 
-    assert_engine_gives_back(n, load, workers=2)
-    assert re.search(r"^flows: 0$", status(ov), re.M), status(ov)
+    assert_engine_gives_back(n, load, workers=2, linger=5)
+    nsmod.wait_until(lambda: re.search(r"^flows: 0$", status(ov), re.M),
+                     5, interval=0.5, what="status: no flows")
     assert_clean(n)
 
 

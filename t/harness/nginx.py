@@ -414,14 +414,16 @@ def _rss_kib(pid):
     raise HarnessError("no VmRSS for %d" % pid)
 
 
-def assert_engine_gives_back(nginx, load, workers, rss_slack_kib=2048,
-                             timeout=30.0):
+def assert_engine_gives_back(nginx, load, workers, linger=0.0,
+                             rss_slack_kib=2048, timeout=30.0):
     """Runs load() twice (each a burst of connections across reloads).
     The engine outlives every reload, so once the old workers are gone
     each generation's channel and each flow's socket pair end must have
     been closed: after the second load the engine holds as many
     descriptors as after the first, and its RSS (the first load grew the
-    heaps to their working size) has grown by less than rss_slack_kib."""
+    heaps to their working size) has grown by less than rss_slack_kib.
+    linger: how long a flow may outlive the load that opened it (a UDP
+    session lasts until proxy_timeout)."""
     eng = nginx.engine()
     if not eng:
         raise HarnessError("no engine process")
@@ -433,15 +435,15 @@ def assert_engine_gives_back(nginx, load, workers, rss_slack_kib=2048,
 
     load()
     wait_until(settled, timeout, interval=0.2, what="old workers gone")
-    # flows of the first load may still be closing: wait for a count that
-    # holds for a second
+    # flows of the first load may still be open: wait for a count that
+    # holds for longer than any of them lives
     last, since = None, time.monotonic()
     deadline = since + timeout
     while time.monotonic() < deadline:
         n = len(_engine_fds(eng))
         if n != last:
             last, since = n, time.monotonic()
-        elif time.monotonic() - since >= 1.0:
+        elif time.monotonic() - since >= linger + 1.0:
             break
         time.sleep(0.1)
     fds, rss = _engine_fds(eng), _rss_kib(eng)

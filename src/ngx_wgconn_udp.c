@@ -65,6 +65,7 @@ static void ngx_wgconn_udp_write(ngx_event_t *wev);
 static void ngx_wgconn_udp_flush_handler(ngx_event_t *ev);
 static void ngx_wgconn_udp_flush(ngx_wgconn_udp_t *u);
 static void ngx_wgconn_udp_sockbuf(ngx_socket_t s, int opt, int force);
+static ngx_int_t ngx_wgconn_udp_next(ngx_wgconn_udp_t *u, size_t len);
 
 
 /* the datagram being input came in a GRO train of several */
@@ -219,19 +220,19 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
     const u_char *msg, size_t len)
 {
     u_char               *slot;
-    ngx_uint_t            i;
+    ngx_int_t             i;
     struct sockaddr_in6  *to;
 
-    slot = ngx_wgconn_udp_buffer(u, len);
+    i = ngx_wgconn_udp_next(u, len);
 
-    if (slot == NULL) {
+    if (i == NGX_ERROR) {
         /* a full ring is a full link: lose the packet, as a wire would;
          * so is a packet with no socket or too long for a slot */
         u->tx_dropped++;
         return;
     }
 
-    i = (slot - u->slots) / u->slot;
+    slot = u->slots + i * u->slot;
     to = &u->to[i];
 
     /* the socket is dual-stack: IPv4 peers are addressed v4-mapped */
@@ -280,11 +281,24 @@ ngx_wgconn_udp_send(ngx_wgconn_udp_t *u, const wg_endpoint_t *ep,
 u_char *
 ngx_wgconn_udp_buffer(ngx_wgconn_udp_t *u, size_t len)
 {
+    ngx_int_t  i;
+
+    i = ngx_wgconn_udp_next(u, len);
+
+    return (i == NGX_ERROR) ? NULL : u->slots + i * u->slot;
+}
+
+
+/* the ring index of that slot, or NGX_ERROR */
+
+static ngx_int_t
+ngx_wgconn_udp_next(ngx_wgconn_udp_t *u, size_t len)
+{
     if (u->c == NULL || len > u->slot || u->count == NGX_WGCONN_UDP_RING) {
-        return NULL;
+        return NGX_ERROR;
     }
 
-    return u->slots + (u->head + u->count) % NGX_WGCONN_UDP_RING * u->slot;
+    return (u->head + u->count) % NGX_WGCONN_UDP_RING;
 }
 
 

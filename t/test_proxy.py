@@ -17,9 +17,7 @@ from harness import netns as nsmod
 from harness.nginx import (Nginx, assert_engine_gives_back, build_conf,
                            line_of)
 from harness.services import (curl, curl_sha256, expected_sha256,
-                              finish_background, http_load,
-                              http_load_background, load_while_reloading,
-                              nsclient,
+                              http_load, load_while_reloading, nsclient,
                               tcp_echo,
                               udp_echo, upload_sha256, write_pattern_file,
                               ws_echo)
@@ -544,22 +542,18 @@ def test_reloads_under_load_leak_nothing_in_the_engine(overlay,
     n = start_nginx(ov, workers=2)
     assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
 
+    def sessions():
+        # stream TCP and UDP between the reloads (a UDP flow ends at
+        # proxy_timeout, 5 s)
+        for port in (UDP_PORT, UDP6_PORT):
+            r = udp_echo(ov.ns_a, "127.0.0.1", port, count=3)
+            assert r["ok"], (r, ov.diagnostics())
+        r = tcp_echo(ov.ns_a, "127.0.0.1", TCP_PORT, nbytes=1 << 16)
+        assert r["ok"], (r, ov.diagnostics())
+
     def load():
-        # http keepalive-less requests, and between the reloads stream
-        # TCP and UDP sessions (a UDP flow ends at proxy_timeout, 5 s)
-        p = http_load_background(ov.ns_a, "127.0.0.1", HTTP_PORT,
-                                 path="/small", count=3000, concurrency=20,
-                                 req_timeout=10, timeout=60)
-        try:
-            for _ in range(4):
-                for port in (UDP_PORT, UDP6_PORT):
-                    r = udp_echo(ov.ns_a, "127.0.0.1", port, count=3)
-                    assert r["ok"], (r, ov.diagnostics())
-                r = tcp_echo(ov.ns_a, "127.0.0.1", TCP_PORT, nbytes=1 << 16)
-                assert r["ok"], (r, ov.diagnostics())
-                n.reload(timeout=20)
-        finally:
-            r = finish_background(p, timeout=70)
+        r = load_while_reloading(n, ov.ns_a, "127.0.0.1", HTTP_PORT,
+                                 reloads=4, between=sessions)
         assert r["ok"], (r, ov.diagnostics())
 
     assert_engine_gives_back(n, load, workers=2, linger=5)

@@ -428,10 +428,8 @@ def assert_engine_gives_back(nginx, load, workers, linger=0.0,
     if not eng:
         raise HarnessError("no engine process")
 
-    def settled(n_fds=None):
-        if len(nginx.workers()) != workers:
-            return False
-        return n_fds is None or len(_engine_fds(eng)) == n_fds
+    def settled():
+        return len(nginx.workers()) == workers
 
     load()
     wait_until(settled, timeout, interval=0.2, what="old workers gone")
@@ -452,7 +450,8 @@ def assert_engine_gives_back(nginx, load, workers, linger=0.0,
     if nginx.engine() != eng:
         raise AssertionError("the engine was restarted")
     try:
-        wait_until(lambda: settled(len(fds)), timeout, interval=0.2,
+        wait_until(lambda: settled() and len(_engine_fds(eng)) == len(fds),
+                   timeout, interval=0.2,
                    what="the engine's descriptors back to %d" % len(fds))
     except HarnessError:
         raise AssertionError("engine descriptors: %r, were %r"

@@ -224,14 +224,19 @@ def http_load_background(netns, host, port, timeout=60.0, **kw):
                             stderr=subprocess.PIPE, text=True)
 
 
-def load_while_reloading(nginx, netns, host, port, count=3000, reloads=3):
+def load_while_reloading(nginx, netns, host, port, count=3000, reloads=3,
+                         between=None):
     """Concurrent GETs of /small while nginx reloads `reloads` times, one a
-    second; returns the http-load result."""
+    second, or each after between() instead of the second's wait; returns
+    the http-load result."""
     p = http_load_background(netns, host, port, path="/small", count=count,
-                             concurrency=20, req_timeout=10, timeout=45)
+                             concurrency=20, req_timeout=10, timeout=60)
     try:
         for _ in range(reloads):
-            time.sleep(1.0)
+            if between is None:
+                time.sleep(1.0)
+            else:
+                between()
             nginx.reload(timeout=20)
     finally:
         r = finish_background(p, timeout=70)

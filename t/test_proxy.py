@@ -122,6 +122,15 @@ def url(path):
     return "http://127.0.0.1:%d%s" % (HTTP_PORT, path)
 
 
+def assert_hello(ov, path="/", timeout=30):
+    """One request through nginx into the peer answers its greeting; a
+    failure carries the peer's and nginx's logs (a 504 alone says nothing
+    of why the overlay connection did not come up)."""
+    cp = curl(ov.ns_a, url(path), timeout=timeout, check=False)
+    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
+        (cp.returncode, cp.stdout[:300], cp.stderr, ov.diagnostics())
+
+
 @pytest.fixture
 def proxied(overlay, nginx_module):
     """nginx up in ns A, both sides know each other's endpoint."""
@@ -134,25 +143,19 @@ def proxied(overlay, nginx_module):
 
 def test_get_hello(proxied):
     ov, n = proxied
-    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
-    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
-        (cp.stderr, ov.diagnostics())
+    assert_hello(ov)
 
 
 def test_variable_naming_an_upstream_block(proxied):
     ov, n = proxied
-    cp = curl(ov.ns_a, url("/var/"), timeout=30, check=False)
-    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
-        (cp.stderr, ov.diagnostics())
+    assert_hello(ov, "/var/")
     r = tcp_echo(ov.ns_a, "127.0.0.1", VAR_PORT, nbytes=1 << 20, timeout=30)
     assert r["ok"], (r, ov.diagnostics())
 
 
 def test_get_hello_ipv6_upstream(proxied):
     ov, n = proxied
-    cp = curl(ov.ns_a, url("/v6/"), timeout=30, check=False)
-    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
-        (cp.stderr, ov.diagnostics())
+    assert_hello(ov, "/v6/")
 
 
 def test_keepalive_sequence_of_small_requests(proxied):
@@ -237,9 +240,7 @@ def test_websocket_through_proxy(proxied):
 
 def test_proxy_ssl_to_peer(proxied):
     ov, n = proxied
-    cp = curl(ov.ns_a, url("/tls/"), timeout=30, check=False)
-    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
-        (cp.stderr, ov.diagnostics())
+    assert_hello(ov, "/tls/")
 
 
 # -- stream --------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_connection_churn_keeps_ports_and_time_wait_bounded(proxied):
     log = open(n.error_log).read()
     assert "tcp_connect() failed" not in log
     # the node still serves
-    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert_hello(ov)
 
 
 def memory(ov):
@@ -349,9 +350,7 @@ def test_handshake_initiated_by_nginx(overlay_factory, nginx_module):
     ov = overlay_factory(peer_knows_node_endpoint=False)
     n = start_nginx(ov, endpoint=True, keepalive=0)
     assert ov.peer.endpoint_of(ov.node_pub) is None
-    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
-    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
-        (cp.stderr, ov.diagnostics())
+    assert_hello(ov)
     assert ov.peer.latest_handshake(ov.node_pub) > 0
     # the peer learned nginx's endpoint from the authenticated initiation
     assert ov.peer.endpoint_of(ov.node_pub) == ov.node_endpoint, \
@@ -369,9 +368,7 @@ def test_handshake_initiated_by_peer(overlay_factory, nginx_module):
     assert ov.peer.latest_handshake(ov.node_pub) > 0, ov.diagnostics()
     assert got >= 1, ov.diagnostics()
     # nginx learned the endpoint and can now proxy to the peer
-    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
-    assert cp.returncode == 0 and cp.stdout == "hello from peer\n", \
-        (cp.stderr, ov.diagnostics())
+    assert_hello(ov)
     assert_clean(n)
 
 
@@ -525,14 +522,13 @@ def test_200_concurrent_requests_4_workers(overlay, nginx_module):
 def test_reload_under_load(overlay, nginx_module):
     ov = overlay
     n = start_nginx(ov, workers=2)
-    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert_hello(ov)
     node_port_before = ov.peer.endpoint_of(ov.node_pub)
     r = load_while_reloading(n, ov.ns_a, "127.0.0.1", HTTP_PORT)
     assert r["ok"], (r, ov.diagnostics())
     # same identity and UDP port: the peer still talks to the same endpoint
     assert ov.peer.endpoint_of(ov.node_pub) == node_port_before
-    cp = curl(ov.ns_a, url("/"), timeout=30, check=False)
-    assert cp.stdout == "hello from peer\n", (cp.stderr, ov.diagnostics())
+    assert_hello(ov)
     assert_clean(n)
 
 
@@ -540,7 +536,7 @@ def test_reloads_under_load_leak_nothing_in_the_engine(overlay,
                                                        nginx_module):
     ov = overlay
     n = start_nginx(ov, workers=2)
-    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert_hello(ov)
 
     def sessions():
         # stream TCP and UDP between the reloads (a UDP flow ends at
@@ -564,7 +560,7 @@ def test_reloads_under_load_leak_nothing_in_the_engine(overlay,
 
 def test_peer_restart_recovers_without_nginx_restart(proxied):
     ov, n = proxied
-    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert_hello(ov)
     master = n.master_pid
     ov.restart_peer()            # same static key, all sessions gone
     deadline = time.monotonic() + 60
@@ -650,8 +646,7 @@ def failing(overlay, nginx_module):
     assert rc == 0, out
     n.start(wait_ports=[HTTP_PORT])
     # the overlay is up before timing anything
-    assert curl(ov.ns_a, url("/next/"), timeout=30).stdout == \
-        "hello from peer\n"
+    assert_hello(ov, "/next/")
     yield ov, n
     assert_clean(n)
 
@@ -730,7 +725,7 @@ def test_status_shows_peer_and_garbage_is_dropped_and_counted(overlay,
                             http=STATUS_BLOCK % {"http": HTTP_PORT},
                             workers=2))
     n.start(wait_ports=[HTTP_PORT])
-    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert_hello(ov)
 
     nsmod.wait_until(lambda: "session yes" in status(ov), 10,
                      what="status shows the session")
@@ -768,7 +763,7 @@ for m in msgs:
     assert after["malformed"] > before["malformed"]
     assert after["mac1_invalid"] > before["mac1_invalid"]
     # the node is still fine
-    assert curl(ov.ns_a, url("/"), timeout=30).stdout == "hello from peer\n"
+    assert_hello(ov)
     assert n.engine() is not None
     assert_clean(n)
     # keys never reach the log

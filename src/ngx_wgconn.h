@@ -240,6 +240,7 @@ void ngx_wgconn_status_publish(ngx_wgconn_conf_t *wcf, wg_device_t *dev,
     wg_peer_t **peers, ngx_uint_t npeers, uint64_t flows);
 ngx_buf_t *ngx_wgconn_status_render(ngx_pool_t *pool,
     ngx_wgconn_conf_t *wcf);
+u_char *ngx_wgconn_endpoint_text(u_char *p, u_char *last, wg_endpoint_t *ep);
 
 /* ngx_wgconn_upstream.c: the peer-connection hook for http and stream */
 void ngx_wgconn_upstream_opened(void *data, ngx_int_t rc, ngx_err_t err);

@@ -543,11 +543,23 @@ ngx_wgconn_dev_event(void *ctx, wg_peer_t *peer, wg_event_t ev)
 {
     ngx_wgconn_engine_t *eng = ctx;
 
+    u_char                  *p;
+    wg_peer_stats_t          ps;
     ngx_wgconn_peer_conf_t  *pcf;
+    u_char                   ep[NGX_SOCKADDR_STRLEN];
 
     pcf = wg_peer_data(peer);
 
     switch (ev) {
+
+    case WG_EV_HANDSHAKE_UNANSWERED:
+        wg_peer_get_stats(peer, &ps);
+        p = ngx_wgconn_endpoint_text(ep, ep + sizeof(ep), &ps.endpoint);
+        ngx_log_error(NGX_LOG_WARN, eng->log, 0,
+                      "wgconn: peer \"%V\" has not answered a handshake "
+                      "in 5s (endpoint %*s), retrying", &pcf->name,
+                      p - ep, ep);
+        break;
 
     case WG_EV_HANDSHAKE_DONE:
         ngx_log_error(NGX_LOG_INFO, eng->log, 0,

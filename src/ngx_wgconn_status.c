@@ -52,8 +52,6 @@ typedef struct {
 
 static ngx_int_t ngx_wgconn_status_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static u_char *ngx_wgconn_status_endpoint(u_char *p, u_char *last,
-    wg_endpoint_t *ep);
 static u_char *ngx_wgconn_status_counter(u_char *p, u_char *last,
     const char *name, uint64_t value);
 
@@ -296,7 +294,7 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
 
         p = ngx_slprintf(p, last, "peer: %s key %V endpoint ", sp->name,
                          &b64);
-        p = ngx_wgconn_status_endpoint(p, last, &sp->endpoint);
+        p = ngx_wgconn_endpoint_text(p, last, &sp->endpoint);
 
         if (sp->handshake) {
             p = ngx_slprintf(p, last, " handshake %T s ago",
@@ -317,8 +315,10 @@ ngx_wgconn_status_render(ngx_pool_t *pool, ngx_wgconn_conf_t *wcf)
 }
 
 
-static u_char *
-ngx_wgconn_status_endpoint(u_char *p, u_char *last, wg_endpoint_t *ep)
+/* a peer's endpoint as "addr:port", or "none": the status page and logs */
+
+u_char *
+ngx_wgconn_endpoint_text(u_char *p, u_char *last, wg_endpoint_t *ep)
 {
     u_char  text[NGX_SOCKADDR_STRLEN];
     size_t  len;

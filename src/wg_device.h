@@ -63,7 +63,10 @@ typedef enum {
     WG_EV_HANDSHAKE_DONE,       /* a new session keypair is usable */
     WG_EV_HANDSHAKE_FAILED,     /* gave up after REKEY_ATTEMPT_TIME */
     WG_EV_ENDPOINT_CHANGED,     /* roamed: authenticated packet from new addr */
-    WG_EV_KEYS_ZEROED           /* 3 * REJECT_AFTER_TIME without a handshake */
+    WG_EV_KEYS_ZEROED,          /* 3 * REJECT_AFTER_TIME without a handshake */
+    WG_EV_HANDSHAKE_UNANSWERED  /* no response within REKEY_TIMEOUT: once
+                                   until a handshake completes or is given
+                                   up */
 } wg_event_t;
 
 

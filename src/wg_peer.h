@@ -106,6 +106,7 @@ struct wg_peer_s {
     unsigned                    timer_need_another_keepalive:1;
     unsigned                    sent_lastminute_handshake:1;
     unsigned                    has_sent_handshake:1;
+    unsigned                    handshake_unanswered:1;
 
     uint64_t                    last_sent_handshake;
     uint64_t                    last_handshake;

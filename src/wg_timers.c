@@ -107,6 +107,7 @@ wg_timers_handshake_complete(wg_peer_t *peer, uint64_t now)
     peer->timer_retransmit_handshake = 0;
     peer->timer_handshake_attempts = 0;
     peer->sent_lastminute_handshake = 0;
+    peer->handshake_unanswered = 0;
     peer->last_handshake = now;
 }
 
@@ -121,7 +122,19 @@ wg_timers_session_derived(wg_peer_t *peer, uint64_t now)
 static void
 wg_timers_expired_retransmit_handshake(wg_peer_t *peer, uint64_t now)
 {
+    /*
+     * the first unanswered initiation of an episode is worth telling: a
+     * peer that is down or unreachable otherwise shows only as an upstream
+     * timing out, 90 s before the give-up says why
+     */
+    if (!peer->handshake_unanswered) {
+        peer->handshake_unanswered = 1;
+        wg_peer_event(peer, WG_EV_HANDSHAKE_UNANSWERED);
+    }
+
     if (peer->timer_handshake_attempts > WG_MAX_TIMER_HANDSHAKES) {
+        peer->handshake_unanswered = 0;
+
         /* given up: nothing queued may leave with a stale session */
         peer->timer_send_keepalive = 0;
         wg_peer_purge_staged(peer);

@@ -695,6 +695,11 @@ def test_long_proxy_connect_timeout_is_nginx_s(failing):
     assert "upstream timed out (110: Connection timed out) while " \
         "connecting to upstream" in log
     assert "100.64.9.1:80 over the overlay failed" not in log, log[-3000:]
+    # the log says why: the peer's handshake went unanswered, once
+    why = ('wgconn: peer "silent" has not answered a handshake in 5s '
+           '(endpoint %s.99:51820), retrying'
+           % ov.node_underlay.rsplit(".", 1)[0])
+    assert log.count(why) == 1, log[-3000:]
 
 
 # -- status and bad input ------------------------------------------------

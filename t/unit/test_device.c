@@ -582,9 +582,13 @@ test_retransmit_and_give_up(void)
     now = t0 + 5334 * MS;
     tick();
     CHECK(A.sent_init == 2, "retransmitted after REKEY_TIMEOUT + jitter");
+    CHECK(A.events[WG_EV_HANDSHAKE_UNANSWERED] == 1,
+          "the first unanswered initiation is reported");
 
     advance(5400 * MS, 10 * MS);
     CHECK(A.sent_init == 3, "one retransmission per REKEY_TIMEOUT");
+    CHECK(A.events[WG_EV_HANDSHAKE_UNANSWERED] == 1,
+          "unanswered reported once, not at every retransmission");
 
     /* staged packets and an extra output do not add initiations */
     send_ip(&A, &B, 64);
@@ -602,16 +606,27 @@ test_retransmit_and_give_up(void)
           && A.event_time[WG_EV_HANDSHAKE_FAILED] - t0 <= 107 * NS,
           "given up after REKEY_ATTEMPT_TIME");
     CHECK(A.sent_init == 20, "20 attempts in all (as the kernel)");
+    CHECK(A.events[WG_EV_HANDSHAKE_UNANSWERED] == 1,
+          "unanswered reported once in an episode that kept retrying");
     CHECK(A.peer->staged_count == 0, "staged packets dropped on give up");
 
     advance(60 * NS, NS);
     CHECK(A.sent_init == 20, "silence after giving up");
 
-    /* new traffic tries again, and succeeds once the path works */
-    A.drop_out = 0;
+    /* new traffic tries again: a new episode, reported again */
     CHECK(send_ip(&A, &B, 64) == WG_OK, "new packet after give up");
+    advance(6 * NS, 100 * MS);
+    CHECK(A.sent_init == 22
+          && A.events[WG_EV_HANDSHAKE_UNANSWERED] == 2,
+          "a new episode of unanswered initiations is reported");
+
+    /* and succeeds once the path works */
+    A.drop_out = 0;
+    advance(5 * NS, 100 * MS);
     pump();
     CHECK(B.nrecv == 1 && established(), "fresh handshake succeeds");
+    CHECK(A.peer->handshake_unanswered == 0,
+          "a completed handshake ends the episode");
 }
 
 
